@@ -116,6 +116,8 @@ pub mod code;
 pub mod error;
 pub mod form;
 pub mod grant;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod key;
 pub mod limit;
 pub mod provider;
@@ -123,6 +125,10 @@ pub mod request;
 pub mod response;
 pub mod scope;
 pub mod token;
+
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 
 pub use error::{BufferTooSmall, ErrorCode, OAuthError};
 

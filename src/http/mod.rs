@@ -1,0 +1,1 @@
+//! The HTTP/1.1 binding (feature `http`). Work in progress.
