@@ -53,8 +53,10 @@ impl UserCode {
             for b in bytes {
                 // 240 = 12 × 20: accepting only b < 240 makes `b % 20` uniform.
                 if b < 240 {
-                    if let Some(slot) = code.get_mut(filled) {
-                        *slot = USER_CODE_ALPHABET[usize::from(b % 20)];
+                    if let (Some(slot), Some(&letter)) =
+                        (code.get_mut(filled), USER_CODE_ALPHABET.get(usize::from(b % 20)))
+                    {
+                        *slot = letter;
                         filled += 1;
                     }
                 }
@@ -171,13 +173,16 @@ impl DeviceCodeClaims {
         if code.len() != DEVICE_CODE_LEN {
             return None;
         }
-        let bytes = Base64UrlUnpadded::decode(code, &mut raw).ok()?;
-        let (header, tag) = bytes.split_at(8);
+        if Base64UrlUnpadded::decode(code, &mut raw).ok()?.len() != DEVICE_CODE_BYTES {
+            return None;
+        }
+        let mut header = [0u8; 8];
+        header.copy_from_slice(&raw[..8]);
         if header[0] != b'D' {
             return None;
         }
         let key = keys.get(header[1])?;
-        if !key.verify(Domain::DeviceCode, &[header, client_id.as_bytes()], tag) {
+        if !key.verify(Domain::DeviceCode, &[&header, client_id.as_bytes()], &raw[8..]) {
             return None;
         }
         Some(Self {

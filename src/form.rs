@@ -164,7 +164,9 @@ pub fn decode_in_place(buf: &mut [u8]) -> Result<&str, FormError> {
 mod tests {
     use super::*;
 
-    fn parse<const N: usize>(s: &str) -> Result<heapless::Vec<(heapless::String<32>, heapless::String<32>), N>, FormError> {
+    fn parse<const N: usize>(
+        s: &str,
+    ) -> Result<heapless::Vec<(heapless::String<32>, heapless::String<32>), N>, FormError> {
         let mut buf = [0u8; 128];
         buf[..s.len()].copy_from_slice(s.as_bytes());
         let form = Form::<N>::parse(&mut buf[..s.len()])?;

@@ -7,8 +7,8 @@
 //!
 //! A grant's life: `Pending` → (first poll) `Polling` → `Approved` or `Denied` → (token issued)
 //! `Exchanged`. Whatever the state, a grant past `expires_at` answers `expired_token` until its slot is
-//! reused; slots are reused only once expired, and the grant serial in every device code makes a reused
-//! slot reject the old code.
+//! reused. A slot is reused only when its grant has expired or was exchanged (a spent code, kept only
+//! to detect replays); the grant serial in every device code makes a reused slot reject the old code.
 
 use crate::code::UserCode;
 use crate::scope::ScopeSet;

@@ -15,6 +15,8 @@
 //! `global × (⌈T / window⌉ + 1) × L / 20^8`. With the defaults (`global` = 32 per 60 s, `T` = 600 s)
 //! and `L` = 16, that is 32 × 11 × 16 / 2.56·10^10 ≈ 2.2·10^-7.
 
+use core::num::NonZeroU16;
+
 /// Guess budgets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -38,11 +40,13 @@ impl Default for LimitConfig {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct RateLimited;
 
+/// 16 bytes; `failures` is never zero (an entry exists only after a failure), which gives `Option<Entry>`
+/// a niche and keeps it at 16 bytes too.
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     key: [u8; 8],
     window_start: u32,
-    failures: u16,
+    failures: NonZeroU16,
 }
 
 /// Failure counters for `S` sources plus a global one.
@@ -86,7 +90,7 @@ impl<const S: usize> AttemptLimiter<S> {
         for e in self.entries.iter() {
             match e {
                 Some(e) if e.key == *source => {
-                    if Self::live(e, now, cfg) && e.failures >= cfg.per_source {
+                    if Self::live(e, now, cfg) && e.failures.get() >= cfg.per_source {
                         return Err(RateLimited);
                     }
                     return Ok(());
@@ -106,7 +110,7 @@ impl<const S: usize> AttemptLimiter<S> {
     pub fn record_failure(&mut self, now: u32, source: &[u8; 8], cfg: &LimitConfig) {
         self.roll_global(now, cfg);
         self.global_failures = self.global_failures.saturating_add(1);
-        let fresh = Entry { key: *source, window_start: now, failures: 1 };
+        let fresh = Entry { key: *source, window_start: now, failures: NonZeroU16::MIN };
         if let Some(e) = self.entries.iter_mut().flatten().find(|e| e.key == *source) {
             if Self::live(e, now, cfg) {
                 e.failures = e.failures.saturating_add(1);

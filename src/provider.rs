@@ -95,7 +95,8 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
-/// One token family: everything issued from one approved grant, revoked together.
+/// One token family: everything issued from one approved grant, revoked together. 24 bytes, and
+/// `Option<Family>` too (the `bool` gives it a niche).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Family {
     serial: u32,
@@ -104,6 +105,8 @@ struct Family {
     scopes: ScopeSet,
     counter: u32,
     client: ClientIndex,
+    /// Whether this family issues refresh tokens (fixed when it is opened).
+    refresh: bool,
 }
 
 /// The answer to a device authorization request (RFC 8628 §3.2).
@@ -347,8 +350,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// Checks a client's credentials (RFC 6749 §2.3): `invalid_client` for an unknown client, a wrong or
     /// missing secret, or a public client sending a secret.
     pub fn authenticate(&self, creds: &ClientCredentials<'_>) -> Result<ClientIndex, OAuthError> {
-        let (index, client) =
-            self.clients.find(creds.client_id).ok_or(OAuthError::invalid_client("unknown client"))?;
+        let (index, client) = self.clients.find(creds.client_id).ok_or(OAuthError::invalid_client("unknown client"))?;
         if !client.authenticate(creds.secret) {
             return Err(OAuthError::invalid_client("client authentication failed"));
         }
@@ -410,16 +412,20 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         })
     }
 
-    /// A free slot, or the expired slot that expired first. Never evicts a live grant.
+    /// The slot for a new grant: a free one; else the expired grant that expired first; else the
+    /// exchanged grant that expires first (a spent code whose only remaining use is detecting a replay).
+    /// Live undecided, approved and denied grants are never reclaimed: a full table is a 503.
     fn free_grant_slot(&self, now: u32) -> Result<usize, OAuthError> {
-        let mut best: Option<(usize, u32)> = None;
+        let mut best: Option<(usize, (u8, u32))> = None;
         for slot in 0..self.grants.capacity() {
-            match self.grants.get(slot) {
+            let rank = match self.grants.get(slot) {
                 None => return Ok(slot),
-                Some(g) if g.is_expired(now) && best.is_none_or(|(_, e)| g.expires_at < e) => {
-                    best = Some((slot, g.expires_at))
-                }
-                Some(_) => {}
+                Some(g) if g.is_expired(now) => (0, g.expires_at),
+                Some(g) if g.state == GrantState::Exchanged => (1, g.expires_at),
+                Some(_) => continue,
+            };
+            if best.is_none_or(|(_, r)| rank < r) {
+                best = Some((slot, rank));
             }
         }
         best.map(|(slot, _)| slot)
@@ -439,7 +445,11 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// Writes the JSON body of a device authorization response.
-    pub fn write_device_authorization(&self, auth: &DeviceAuthorization, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
+    pub fn write_device_authorization(
+        &self,
+        auth: &DeviceAuthorization,
+        out: &mut [u8],
+    ) -> Result<usize, BufferTooSmall> {
         let shown = auth.user_code.display();
         let complete = self.verification_uri_complete(&auth.user_code);
         let body = DeviceAuthorizationBody {
@@ -504,7 +514,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     fn info(&self, slot: usize) -> Result<GrantInfo, ApproveError> {
         let g = self.grants.get(slot).ok_or(ApproveError::InvalidCode)?;
-        Ok(GrantInfo { client: g.client, scopes: g.scopes, state: g.state, expires_at: g.expires_at, user_code: g.user_code })
+        Ok(GrantInfo {
+            client: g.client,
+            scopes: g.scopes,
+            state: g.state,
+            expires_at: g.expires_at,
+            user_code: g.user_code,
+        })
     }
 
     /// Looks up what a user typed, so the page can show which client asks for which scopes.
@@ -607,7 +623,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// Opens a token family for an approved grant and issues its first tokens.
-    fn issue(&mut self, now: u32, client: ClientIndex, serial: u32, user: UserId, scopes: ScopeSet) -> Result<TokenResponse, OAuthError> {
+    fn issue(
+        &mut self,
+        now: u32,
+        client: ClientIndex,
+        serial: u32,
+        user: UserId,
+        scopes: ScopeSet,
+    ) -> Result<TokenResponse, OAuthError> {
         let refresh = self.clients.get(client).is_some_and(|c| c.refresh_tokens());
         let lifetime = if refresh { self.config.refresh_token_lifetime } else { self.config.access_token_lifetime };
         let slot = self
@@ -615,14 +638,15 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             .iter()
             .position(|f| f.is_none_or(|f| now >= f.expires_at))
             .ok_or(OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many active grants, retry later"))?;
-        let family = Family { serial, expires_at: now.saturating_add(lifetime), user, scopes, counter: 0, client };
+        let family =
+            Family { serial, expires_at: now.saturating_add(lifetime), user, scopes, counter: 0, client, refresh };
         if let Some(f) = self.families.get_mut(slot) {
             *f = Some(family);
         }
-        self.mint(now, slot, &family, scopes, refresh)
+        self.mint(now, slot, &family, scopes)
     }
 
-    fn mint(&self, now: u32, slot: usize, family: &Family, scopes: ScopeSet, refresh: bool) -> Result<TokenResponse, OAuthError> {
+    fn mint(&self, now: u32, slot: usize, family: &Family, scopes: ScopeSet) -> Result<TokenResponse, OAuthError> {
         let key = self.keys.current();
         let client_id = self.client_id(family.client)?;
         let family_slot = u16::try_from(slot).unwrap_or(u16::MAX);
@@ -636,9 +660,15 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             scopes,
             expires_at,
         };
-        let refresh_token = refresh.then(|| {
-            RefreshClaims { key_id: key.id(), client: family.client, family_slot, serial: family.serial, counter: family.counter }
-                .encode(key, client_id)
+        let refresh_token = family.refresh.then(|| {
+            RefreshClaims {
+                key_id: key.id(),
+                client: family.client,
+                family_slot,
+                serial: family.serial,
+                counter: family.counter,
+            }
+            .encode(key, client_id)
         });
         Ok(TokenResponse {
             access_token: access.encode(key, client_id),
@@ -650,7 +680,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Rotates a refresh token (RFC 6749 §6, RFC 9700 §4.14.2): the family accepts only its current
     /// counter; an older one means the token was replayed, and the whole family is revoked.
-    fn refresh(&mut self, now: u32, client: ClientIndex, token: &str, scope: Option<&str>) -> Result<TokenResponse, OAuthError> {
+    fn refresh(
+        &mut self,
+        now: u32,
+        client: ClientIndex,
+        token: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenResponse, OAuthError> {
         let unknown = OAuthError::invalid_grant("refresh token not recognised");
         if !self.clients.get(client).is_some_and(|c| c.refresh_tokens()) {
             return Err(OAuthError::new(ErrorCode::UnauthorizedClient, "client may not use refresh tokens"));
@@ -683,7 +719,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         if let Some(f) = self.families.get_mut(slot) {
             *f = Some(rotated);
         }
-        self.mint(now, slot, &rotated, scopes, true)
+        self.mint(now, slot, &rotated, scopes)
     }
 
     /// Writes the JSON body of a successful token response (RFC 6749 §5.1).
@@ -729,7 +765,12 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// The seed's `require_oauth(scopes)`: checks an `Authorization` header value for a Bearer token
     /// carrying every scope in `required`.
-    pub fn check_bearer(&self, now: u64, authorization: Option<&str>, required: ScopeSet) -> Result<TokenInfo, BearerError> {
+    pub fn check_bearer(
+        &self,
+        now: u64,
+        authorization: Option<&str>,
+        required: ScopeSet,
+    ) -> Result<TokenInfo, BearerError> {
         let token = parse_bearer(authorization)?;
         let info = self.verify_access_token(now, token)?;
         if !info.scopes.contains(required) {
@@ -739,7 +780,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// Writes a `WWW-Authenticate` value for a refused request (RFC 6750 §3).
-    pub fn write_bearer_challenge<W: fmt::Write>(&self, realm: &str, err: BearerError, required: ScopeSet, out: &mut W) -> fmt::Result {
+    pub fn write_bearer_challenge<W: fmt::Write>(
+        &self,
+        realm: &str,
+        err: BearerError,
+        required: ScopeSet,
+        out: &mut W,
+    ) -> fmt::Result {
         write!(out, "Bearer realm=\"{realm}\"")?;
         if let Some(e) = err.oauth_error() {
             write!(out, ", error=\"{}\", error_description=\"{}\"", e.code, e.description)?;
@@ -769,9 +816,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let client = self.clients.get(peek.client)?;
         let claims = RefreshClaims::verify(token, &self.keys, client.id())?;
         let f = self.families.get(usize::from(claims.family_slot)).copied().flatten()?;
-        (f.serial == claims.serial && f.client == claims.client && f.counter == claims.counter && now < f.expires_at).then_some(
-            TokenInfo { client: f.client, user: f.user, scopes: f.scopes, expires_at: f.expires_at, serial: f.serial },
-        )
+        (f.serial == claims.serial && f.client == claims.client && f.counter == claims.counter && now < f.expires_at)
+            .then_some(TokenInfo {
+                client: f.client,
+                user: f.user,
+                scopes: f.scopes,
+                expires_at: f.expires_at,
+                serial: f.serial,
+            })
     }
 
     /// Writes the JSON body of an introspection response.
@@ -779,7 +831,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let (info, token_type) = match result {
             Introspection::Inactive => {
                 return to_slice(
-                    &IntrospectionBody { active: false, scope: None, client_id: None, sub: None, token_type: None, exp: None },
+                    &IntrospectionBody {
+                        active: false,
+                        scope: None,
+                        client_id: None,
+                        sub: None,
+                        token_type: None,
+                        exp: None,
+                    },
                     out,
                 )
             }
@@ -804,7 +863,10 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     pub fn revoke(&mut self, query: &TokenQuery<'_>) -> Result<(), OAuthError> {
         let index = self.authenticate(&query.client)?;
         let client_id = self.client_id(index)?;
-        let serial = match (AccessClaims::verify(query.token, &self.keys, client_id), RefreshClaims::verify(query.token, &self.keys, client_id)) {
+        let serial = match (
+            AccessClaims::verify(query.token, &self.keys, client_id),
+            RefreshClaims::verify(query.token, &self.keys, client_id),
+        ) {
             (Some(a), _) if a.client == index => Some(a.serial),
             (_, Some(r)) if r.client == index => Some(r.serial),
             _ => None,

@@ -72,7 +72,10 @@ pub fn parse_basic<'a>(header: &str, scratch: &'a mut [u8]) -> Result<Option<Bas
 
 impl<'a> ClientCredentials<'a> {
     /// The client credentials of a request from its Basic header (if any) and its body.
-    pub fn from_request<const N: usize>(basic: Option<BasicCredentials<'a>>, form: &Form<'a, N>) -> Result<Self, OAuthError> {
+    pub fn from_request<const N: usize>(
+        basic: Option<BasicCredentials<'a>>,
+        form: &Form<'a, N>,
+    ) -> Result<Self, OAuthError> {
         let body_id = form.get("client_id");
         let body_secret = form.get("client_secret");
         match basic {
@@ -105,7 +108,10 @@ pub struct DeviceAuthorizationRequest<'a> {
 
 impl<'a> DeviceAuthorizationRequest<'a> {
     /// Parses the request body and optional Basic credentials.
-    pub fn from_form<const N: usize>(form: &Form<'a, N>, basic: Option<BasicCredentials<'a>>) -> Result<Self, OAuthError> {
+    pub fn from_form<const N: usize>(
+        form: &Form<'a, N>,
+        basic: Option<BasicCredentials<'a>>,
+    ) -> Result<Self, OAuthError> {
         Ok(Self { client: ClientCredentials::from_request(basic, form)?, scope: form.get("scope") })
     }
 }
@@ -138,7 +144,10 @@ pub struct TokenRequest<'a> {
 
 impl<'a> TokenRequest<'a> {
     /// Parses the request body and optional Basic credentials.
-    pub fn from_form<const N: usize>(form: &Form<'a, N>, basic: Option<BasicCredentials<'a>>) -> Result<Self, OAuthError> {
+    pub fn from_form<const N: usize>(
+        form: &Form<'a, N>,
+        basic: Option<BasicCredentials<'a>>,
+    ) -> Result<Self, OAuthError> {
         let grant = match form.get("grant_type") {
             None => return Err(OAuthError::invalid_request("grant_type missing")),
             Some(DEVICE_CODE_GRANT) => Grant::DeviceCode {
@@ -149,7 +158,10 @@ impl<'a> TokenRequest<'a> {
                 scope: form.get("scope"),
             },
             Some(_) => {
-                return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "only device_code and refresh_token grants"))
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "only device_code and refresh_token grants",
+                ))
             }
         };
         Ok(Self { client: ClientCredentials::from_request(basic, form)?, grant })
@@ -179,7 +191,10 @@ pub struct TokenQuery<'a> {
 
 impl<'a> TokenQuery<'a> {
     /// Parses the request body and optional Basic credentials.
-    pub fn from_form<const N: usize>(form: &Form<'a, N>, basic: Option<BasicCredentials<'a>>) -> Result<Self, OAuthError> {
+    pub fn from_form<const N: usize>(
+        form: &Form<'a, N>,
+        basic: Option<BasicCredentials<'a>>,
+    ) -> Result<Self, OAuthError> {
         let token = form.get("token").ok_or(OAuthError::invalid_request("token missing"))?;
         let hint = match form.get("token_type_hint") {
             Some("access_token") => Some(TokenTypeHint::AccessToken),

@@ -105,10 +105,7 @@ pub struct ScopeRegistry {
 
 /// True for a valid scope token (RFC 6749 §3.3: `1*NQCHAR`).
 pub fn is_scope_token(token: &str) -> bool {
-    !token.is_empty()
-        && token
-            .bytes()
-            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+    !token.is_empty() && token.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
 }
 
 impl ScopeRegistry {
@@ -121,7 +118,7 @@ impl ScopeRegistry {
             if !is_scope_token(name) {
                 return Err(ScopeRegistryError::InvalidName);
             }
-            if names[..i].contains(name) {
+            if names.iter().take(i).any(|n| n == name) {
                 return Err(ScopeRegistryError::Duplicate);
             }
         }
@@ -227,8 +224,8 @@ mod tests {
         assert_eq!(ScopeRegistry::new(&["a b"]).unwrap_err(), ScopeRegistryError::InvalidName);
         assert_eq!(ScopeRegistry::new(&[""]).unwrap_err(), ScopeRegistryError::InvalidName);
         static MANY: [&str; 33] = [
-            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17",
-            "18", "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
+            "0", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18",
+            "19", "20", "21", "22", "23", "24", "25", "26", "27", "28", "29", "30", "31", "32",
         ];
         assert_eq!(ScopeRegistry::new(&MANY).unwrap_err(), ScopeRegistryError::TooMany);
         let full = ScopeRegistry::new(&MANY[..32]).unwrap();

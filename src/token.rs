@@ -149,8 +149,8 @@ impl AccessClaims {
         let mut raw = [0u8; ACCESS_BODY + TAG_LEN];
         let (body, _) = open(token, &mut raw, b'A')?;
         Some(Self {
-            key_id: body[1],
-            client: body[2],
+            key_id: *body.get(1)?,
+            client: *body.get(2)?,
             family_slot: u16_at(body, 3),
             serial: u32_at(body, 5),
             user: u32_at(body, 9),
@@ -198,8 +198,8 @@ impl RefreshClaims {
         let mut raw = [0u8; REFRESH_BODY + TAG_LEN];
         let (body, _) = open(token, &mut raw, b'R')?;
         Some(Self {
-            key_id: body[1],
-            client: body[2],
+            key_id: *body.get(1)?,
+            client: *body.get(2)?,
             family_slot: u16_at(body, 3),
             serial: u32_at(body, 5),
             counter: u32_at(body, 9),

@@ -1,0 +1,356 @@
+//! Every error the provider can answer, one test per case, plus the full-table cases.
+#[path = "common/flow.rs"]
+mod flow;
+
+use flow::{public, TestProvider};
+use oauth2_devices::prelude::*;
+use oauth2_devices::provider::{DeviceAuthorization, Introspection};
+use oauth2_devices::token::AccessClaims;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+fn setup() -> (TestProvider, ChaCha20Rng) {
+    let mut rng = ChaCha20Rng::seed_from_u64(11);
+    let p = flow::provider(&mut rng).unwrap();
+    (p, rng)
+}
+
+fn start(p: &mut TestProvider, rng: &mut ChaCha20Rng, now: u64, client: ClientCredentials<'_>) -> DeviceAuthorization {
+    p.device_authorization(now, &DeviceAuthorizationRequest { client, scope: None }, rng).unwrap()
+}
+
+fn poll<'a>(client: ClientCredentials<'a>, code: &'a str) -> TokenRequest<'a> {
+    TokenRequest { client, grant: Grant::DeviceCode { device_code: code } }
+}
+
+fn err<T: std::fmt::Debug>(r: Result<T, OAuthError>) -> ErrorCode {
+    r.unwrap_err().code
+}
+
+fn printer(secret: Option<&str>, method: AuthMethod) -> ClientCredentials<'_> {
+    ClientCredentials { client_id: "printer", secret, method }
+}
+
+fn approve(p: &mut TestProvider, now: u64, a: &DeviceAuthorization) {
+    p.approve(now, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
+}
+
+#[test]
+fn device_authorization_client_errors() {
+    let (mut p, mut rng) = setup();
+    let req = |client| DeviceAuthorizationRequest { client, scope: None };
+    assert_eq!(err(p.device_authorization(0, &req(public("nobody")), &mut rng)), ErrorCode::InvalidClient);
+    let wrong = printer(Some("nope"), AuthMethod::ClientSecretPost);
+    assert_eq!(err(p.device_authorization(0, &req(wrong), &mut rng)), ErrorCode::InvalidClient);
+    assert_eq!(
+        err(p.device_authorization(0, &req(printer(None, AuthMethod::None)), &mut rng)),
+        ErrorCode::InvalidClient
+    );
+    let tv_with_secret = ClientCredentials { client_id: "tv", secret: Some("x"), method: AuthMethod::ClientSecretPost };
+    assert_eq!(err(p.device_authorization(0, &req(tv_with_secret), &mut rng)), ErrorCode::InvalidClient);
+    // Both confidential methods and the public client work.
+    for creds in [
+        printer(Some("s3cret"), AuthMethod::ClientSecretBasic),
+        printer(Some("s3cret"), AuthMethod::ClientSecretPost),
+        public("tv"),
+    ] {
+        p.device_authorization(0, &req(creds), &mut rng).unwrap();
+    }
+    assert_eq!(ErrorCode::InvalidClient.http_status(), 401);
+}
+
+#[test]
+fn device_authorization_scope_errors() {
+    let (mut p, mut rng) = setup();
+    let req = |client, scope| DeviceAuthorizationRequest { client, scope: Some(scope) };
+    assert_eq!(err(p.device_authorization(0, &req(public("tv"), "admin"), &mut rng)), ErrorCode::InvalidScope);
+    assert_eq!(err(p.device_authorization(0, &req(public("tv"), "profile  email"), &mut rng)), ErrorCode::InvalidScope);
+    // `cli` may only ask for sensors:read, and gets it by default.
+    assert_eq!(err(p.device_authorization(0, &req(public("cli"), "profile"), &mut rng)), ErrorCode::InvalidScope);
+    let a = start(&mut p, &mut rng, 0, public("cli"));
+    let info = p.user_code_info(1, &a.user_code.display(), b"u").unwrap();
+    assert_eq!(info.scopes, p.scopes().parse("sensors:read").unwrap());
+}
+
+#[test]
+fn full_grant_table_is_503_until_a_grant_expires() {
+    let (mut p, mut rng) = setup();
+    for _ in 0..16 {
+        start(&mut p, &mut rng, 100, public("tv"));
+    }
+    let req = DeviceAuthorizationRequest { client: public("tv"), scope: None };
+    let full = p.device_authorization(200, &req, &mut rng).unwrap_err();
+    assert_eq!(full.code, ErrorCode::TemporarilyUnavailable);
+    assert_eq!(full.http_status(), 503);
+    assert_eq!(p.live_grants(200), 16);
+    // Nothing was evicted: the 16 grants are still live. After expiry, slots are reclaimed.
+    p.device_authorization(700, &req, &mut rng).unwrap();
+    assert_eq!(p.live_grants(700), 1);
+}
+
+#[test]
+fn stale_slot_never_matches_an_old_device_code() {
+    let (mut p, mut rng) = setup();
+    let mut old = Vec::new();
+    for _ in 0..16 {
+        old.push(start(&mut p, &mut rng, 0, public("tv")));
+    }
+    // Every slot is reused after expiry.
+    for _ in 0..16 {
+        start(&mut p, &mut rng, 600, public("tv"));
+    }
+    for a in &old {
+        assert_eq!(err(p.token(601, &poll(public("tv"), &a.device_code))), ErrorCode::InvalidGrant);
+    }
+}
+
+#[test]
+fn token_endpoint_errors() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    // Unknown and malformed device codes.
+    assert_eq!(err(p.token(1, &poll(public("tv"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))), ErrorCode::InvalidGrant);
+    assert_eq!(err(p.token(1, &poll(public("tv"), "not a code"))), ErrorCode::InvalidGrant);
+    // A code of another client.
+    let b = start(&mut p, &mut rng, 0, printer(Some("s3cret"), AuthMethod::ClientSecretBasic));
+    assert_eq!(err(p.token(1, &poll(public("tv"), &b.device_code))), ErrorCode::InvalidGrant);
+    // Client authentication on the token endpoint.
+    assert_eq!(err(p.token(1, &poll(public("ghost"), &a.device_code))), ErrorCode::InvalidClient);
+    assert_eq!(
+        err(p.token(1, &poll(printer(Some("bad"), AuthMethod::ClientSecretBasic), &b.device_code))),
+        ErrorCode::InvalidClient
+    );
+    assert_eq!(err(p.token(1, &poll(printer(None, AuthMethod::None), &b.device_code))), ErrorCode::InvalidClient);
+    // The confidential client polls its own code fine.
+    assert_eq!(
+        err(p.token(1, &poll(printer(Some("s3cret"), AuthMethod::ClientSecretPost), &b.device_code))),
+        ErrorCode::AuthorizationPending
+    );
+    // Single use.
+    approve(&mut p, 2, &a);
+    p.token(10, &poll(public("tv"), &a.device_code)).unwrap();
+    assert_eq!(err(p.token(20, &poll(public("tv"), &a.device_code))), ErrorCode::InvalidGrant);
+}
+
+#[test]
+fn request_level_errors() {
+    use oauth2_devices::form::Form;
+    let cases: &[(&str, ErrorCode)] = &[
+        ("grant_type=password&client_id=tv", ErrorCode::UnsupportedGrantType),
+        ("grant_type=authorization_code&code=x&client_id=tv", ErrorCode::UnsupportedGrantType),
+        ("client_id=tv&device_code=x", ErrorCode::InvalidRequest),
+        ("grant_type=urn:ietf:params:oauth:grant-type:device_code&client_id=tv", ErrorCode::InvalidRequest),
+        ("grant_type=refresh_token&client_id=tv", ErrorCode::InvalidRequest),
+        ("grant_type=refresh_token&refresh_token=x", ErrorCode::InvalidClient),
+        ("grant_type=refresh_token&refresh_token=x&refresh_token=y&client_id=tv", ErrorCode::InvalidRequest),
+        ("grant_type=refresh_token&refresh_token=%zz&client_id=tv", ErrorCode::InvalidRequest),
+    ];
+    for (body, code) in cases {
+        let mut buf = body.as_bytes().to_vec();
+        let got = Form::<8>::parse(&mut buf)
+            .map_err(OAuthError::from)
+            .and_then(|f| TokenRequest::from_form(&f, None).map(|_| ()));
+        assert_eq!(got.unwrap_err().code, *code, "{body}");
+    }
+}
+
+#[test]
+fn refresh_errors() {
+    let (mut p, mut rng) = setup();
+    // `cli` has no refresh tokens: the grant is unauthorized_client.
+    let a = start(&mut p, &mut rng, 0, public("cli"));
+    let sensors = p.scopes().parse("sensors:read").unwrap();
+    p.approve(1, &a.user_code.display(), b"u", 1, sensors).unwrap();
+    let t = p.token(2, &poll(public("cli"), &a.device_code)).unwrap();
+    assert!(t.refresh_token.is_none());
+    let r = TokenRequest { client: public("cli"), grant: Grant::RefreshToken { refresh_token: "x", scope: None } };
+    assert_eq!(err(p.token(3, &r)), ErrorCode::UnauthorizedClient);
+
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    approve(&mut p, 1, &a);
+    let t = p.token(2, &poll(public("tv"), &a.device_code)).unwrap();
+    let rt = t.refresh_token.unwrap();
+    // Another client cannot use it.
+    let foreign = TokenRequest {
+        client: printer(Some("s3cret"), AuthMethod::ClientSecretBasic),
+        grant: Grant::RefreshToken { refresh_token: &rt, scope: None },
+    };
+    assert_eq!(err(p.token(3, &foreign)), ErrorCode::InvalidGrant);
+    // Unknown scope is invalid_scope.
+    let bad =
+        TokenRequest { client: public("tv"), grant: Grant::RefreshToken { refresh_token: &rt, scope: Some("nope") } };
+    assert_eq!(err(p.token(3, &bad)), ErrorCode::InvalidScope);
+    // Garbage.
+    let junk = TokenRequest { client: public("tv"), grant: Grant::RefreshToken { refresh_token: "junk", scope: None } };
+    assert_eq!(err(p.token(3, &junk)), ErrorCode::InvalidGrant);
+    // Expired refresh token.
+    let ok = TokenRequest { client: public("tv"), grant: Grant::RefreshToken { refresh_token: &rt, scope: None } };
+    assert_eq!(err(p.token(2 + 30 * 24 * 3600, &ok)), ErrorCode::InvalidGrant);
+}
+
+#[test]
+fn approval_errors() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    assert_eq!(p.approve(1, "BCDF-GHJK", b"u", 1, ScopeSet::EMPTY), Err(ApproveError::InvalidCode));
+    assert_eq!(p.approve(1, "garbage", b"u", 1, ScopeSet::EMPTY), Err(ApproveError::InvalidCode));
+    let code = a.user_code.display();
+    assert_eq!(p.approve(1, &code, b"u", 1, ScopeSet::from_bits(1)), Err(ApproveError::ScopeNotRequested));
+    assert_eq!(p.approve(600, &code, b"u", 1, ScopeSet::EMPTY), Err(ApproveError::Expired));
+    assert_eq!(p.user_code_info(600, &code, b"u"), Err(ApproveError::Expired));
+    p.deny(2, &code, b"u").unwrap();
+    assert_eq!(p.approve(3, &code, b"u", 1, ScopeSet::EMPTY), Err(ApproveError::AlreadyDecided));
+    assert_eq!(p.user_code_info(3, &code, b"u").unwrap().state, GrantState::Denied);
+}
+
+#[test]
+fn wrong_guesses_are_limited_per_source_and_globally() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    let code = a.user_code.display();
+    // Five wrong guesses per source per 60 s (the default).
+    for _ in 0..5 {
+        assert_eq!(p.user_code_info(1, "BBBB-BBBB", b"mallory"), Err(ApproveError::InvalidCode));
+    }
+    assert_eq!(p.user_code_info(2, "BBBB-BBBB", b"mallory"), Err(ApproveError::RateLimited));
+    // Even the right code is refused to a source that is over its budget...
+    assert_eq!(p.user_code_info(2, &code, b"mallory"), Err(ApproveError::RateLimited));
+    // ...but another source is not affected, and the window ends.
+    assert!(p.user_code_info(2, &code, b"alice").is_ok());
+    assert!(p.user_code_info(61, &code, b"mallory").is_ok());
+    // Globally: 32 wrong guesses per window from any number of sources.
+    for i in 0..32u32 {
+        let _ = p.user_code_info(100, "BBBB-BBBB", &i.to_be_bytes());
+    }
+    assert_eq!(p.user_code_info(101, &code, b"alice"), Err(ApproveError::RateLimited));
+    assert!(p.user_code_info(160, &code, b"alice").is_ok());
+}
+
+#[test]
+fn bearer_errors_including_wrong_key() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    approve(&mut p, 1, &a);
+    let t = p.token(2, &poll(public("tv"), &a.device_code)).unwrap();
+    let header = format!("Bearer {}", t.access_token);
+    assert!(p.check_bearer(3, Some(&header), ScopeSet::EMPTY).is_ok());
+    assert_eq!(p.check_bearer(3, Some("Basic abc"), ScopeSet::EMPTY), Err(BearerError::Missing));
+    assert_eq!(p.check_bearer(3, Some("Bearer"), ScopeSet::EMPTY), Err(BearerError::Malformed));
+    assert_eq!(p.check_bearer(3, Some("Bearer a,b"), ScopeSet::EMPTY), Err(BearerError::Malformed));
+    assert_eq!(p.check_bearer(3, Some("Bearer abc"), ScopeSet::EMPTY), Err(BearerError::Invalid));
+    assert_eq!(p.check_bearer(3, Some("bearer  ".to_owned().as_str()), ScopeSet::EMPTY), Err(BearerError::Malformed));
+    // The scheme is case-insensitive.
+    assert!(p.check_bearer(3, Some(&format!("bEaReR {}", t.access_token)), ScopeSet::EMPTY).is_ok());
+    // A token signed by another server's key with the same id.
+    let (mut other, mut rng2) = setup();
+    other.keys_mut().rotate(ServerKey::new(9, &[1; 32])).unwrap();
+    other.keys_mut().retire_previous();
+    let b = start(&mut other, &mut rng2, 0, public("tv"));
+    approve(&mut other, 1, &b);
+    let foreign = other.token(2, &poll(public("tv"), &b.device_code)).unwrap();
+    assert_eq!(
+        p.check_bearer(3, Some(&format!("Bearer {}", foreign.access_token)), ScopeSet::EMPTY),
+        Err(BearerError::Invalid)
+    );
+    // Tampered claims (scope bits widened) fail the MAC.
+    let claims = AccessClaims::peek(&t.access_token).unwrap();
+    let forged = AccessClaims { scopes: ScopeSet::from_bits(7), ..claims }.encode(&ServerKey::new(1, &[0; 32]), "tv");
+    assert_eq!(p.check_bearer(3, Some(&format!("Bearer {forged}")), ScopeSet::EMPTY), Err(BearerError::Invalid));
+    // Statuses and the challenge.
+    assert_eq!(BearerError::Missing.http_status(), 401);
+    assert_eq!(BearerError::Malformed.http_status(), 400);
+    assert_eq!(BearerError::Revoked.http_status(), 401);
+    assert_eq!(BearerError::InsufficientScope.http_status(), 403);
+    let mut challenge = String::new();
+    let profile = p.scopes().parse("profile").unwrap();
+    p.write_bearer_challenge("gw", BearerError::InsufficientScope, profile, &mut challenge).unwrap();
+    assert_eq!(
+        challenge,
+        r#"Bearer realm="gw", error="insufficient_scope", error_description="token lacks a required scope", scope="profile""#
+    );
+    challenge.clear();
+    p.write_bearer_challenge("gw", BearerError::Missing, profile, &mut challenge).unwrap();
+    assert_eq!(challenge, r#"Bearer realm="gw""#);
+}
+
+#[test]
+fn key_rotation_keeps_old_tokens_until_retired() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    approve(&mut p, 1, &a);
+    let t = p.token(2, &poll(public("tv"), &a.device_code)).unwrap();
+    let pending = start(&mut p, &mut rng, 3, public("tv"));
+    p.keys_mut().rotate(ServerKey::new(2, &[2; 32])).unwrap();
+    let header = format!("Bearer {}", t.access_token);
+    assert!(p.check_bearer(4, Some(&header), ScopeSet::EMPTY).is_ok());
+    assert_eq!(err(p.token(4, &poll(public("tv"), &pending.device_code))), ErrorCode::AuthorizationPending);
+    // Refresh under the old key yields tokens under the new key.
+    let r = TokenRequest {
+        client: public("tv"),
+        grant: Grant::RefreshToken { refresh_token: t.refresh_token.as_ref().unwrap(), scope: None },
+    };
+    let t2 = p.token(5, &r).unwrap();
+    assert_eq!(AccessClaims::peek(&t2.access_token).unwrap().key_id, 2);
+    p.keys_mut().retire_previous();
+    assert_eq!(p.check_bearer(6, Some(&header), ScopeSet::EMPTY), Err(BearerError::Invalid));
+    assert_eq!(err(p.token(10, &poll(public("tv"), &pending.device_code))), ErrorCode::InvalidGrant);
+    assert!(p.check_bearer(6, Some(&format!("Bearer {}", t2.access_token)), ScopeSet::EMPTY).is_ok());
+}
+
+#[test]
+fn full_family_table_is_503_at_exchange_and_the_grant_survives() {
+    let (mut p, mut rng) = setup();
+    let mut tokens = Vec::new();
+    // 16 families fill the table (use `cli`: no refresh, so families live as long as access tokens).
+    let sensors = p.scopes().parse("sensors:read").unwrap();
+    for i in 0..16 {
+        let a = start(&mut p, &mut rng, i, public("cli"));
+        p.approve(i, &a.user_code.display(), b"u", 1, sensors).unwrap();
+        tokens.push(p.token(i, &poll(public("cli"), &a.device_code)).unwrap());
+    }
+    let a = start(&mut p, &mut rng, 20, public("cli"));
+    p.approve(21, &a.user_code.display(), b"u", 1, sensors).unwrap();
+    let e = p.token(22, &poll(public("cli"), &a.device_code)).unwrap_err();
+    assert_eq!((e.code, e.http_status()), (ErrorCode::TemporarilyUnavailable, 503));
+    // Revoking one frees a family; the approved grant then exchanges.
+    let q = TokenQuery { client: public("cli"), token: &tokens[0].access_token, hint: None };
+    p.revoke(&q).unwrap();
+    assert!(p.token(30, &poll(public("cli"), &a.device_code)).is_ok());
+    assert_eq!(p.live_families(30), 16);
+}
+
+#[test]
+fn introspection_and_revocation_rules() {
+    let (mut p, mut rng) = setup();
+    let a = start(&mut p, &mut rng, 0, public("tv"));
+    approve(&mut p, 1, &a);
+    let t = p.token(2, &poll(public("tv"), &a.device_code)).unwrap();
+    let rt = t.refresh_token.clone().unwrap();
+    // Public clients cannot introspect.
+    let q = TokenQuery { client: public("tv"), token: &t.access_token, hint: None };
+    assert_eq!(err(p.introspect(3, &q)), ErrorCode::InvalidClient);
+    let pq = |token| TokenQuery { client: printer(Some("s3cret"), AuthMethod::ClientSecretBasic), token, hint: None };
+    assert!(matches!(p.introspect(3, &pq(&rt)), Ok(Introspection::Refresh(_))));
+    assert_eq!(p.introspect(3, &pq("junk")), Ok(Introspection::Inactive));
+    let mut buf = [0u8; 256];
+    let n = p.write_introspection(&Introspection::Inactive, &mut buf).unwrap();
+    assert_eq!(&buf[..n], br#"{"active":false}"#);
+    let Ok(active) = p.introspect(3, &pq(&t.access_token)) else { panic!() };
+    let n = p.write_introspection(&active, &mut buf).unwrap();
+    let json = std::str::from_utf8(&buf[..n]).unwrap();
+    assert!(
+        json.starts_with(r#"{"active":true,"scope":"","client_id":"tv","sub":"1","token_type":"Bearer","exp":"#),
+        "{json}"
+    );
+    // Another client's revocation of tv's token is ignored (RFC 7009 §2.1), with success.
+    p.revoke(&pq(&t.access_token)).unwrap();
+    assert!(matches!(p.introspect(4, &pq(&t.access_token)), Ok(Introspection::Access(_))));
+    // Revoking the refresh token revokes the access token too.
+    p.revoke(&TokenQuery { client: public("tv"), token: &rt, hint: None }).unwrap();
+    assert_eq!(p.introspect(5, &pq(&t.access_token)), Ok(Introspection::Inactive));
+    // Unknown client on revocation.
+    assert_eq!(
+        err(p.revoke(&TokenQuery { client: public("ghost"), token: &rt, hint: None })),
+        ErrorCode::InvalidClient
+    );
+}
