@@ -152,3 +152,8 @@ pub mod prelude {
     };
     pub use crate::scope::{ScopeRegistry, ScopeSet};
 }
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
