@@ -38,8 +38,22 @@ pub const USER_CODE_LEN: usize = 8;
 pub const USER_CODE_SPACE: u64 = 25_600_000_000;
 
 /// A user code: eight letters of [`USER_CODE_ALPHABET`], displayed as `XXXX-XXXX`.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "[u8; USER_CODE_LEN]", into = "[u8; USER_CODE_LEN]")]
 pub struct UserCode([u8; USER_CODE_LEN]);
+
+impl TryFrom<[u8; USER_CODE_LEN]> for UserCode {
+    type Error = &'static str;
+    fn try_from(bytes: [u8; USER_CODE_LEN]) -> Result<Self, Self::Error> {
+        Self::from_bytes(bytes).ok_or("user code outside the alphabet")
+    }
+}
+
+impl From<UserCode> for [u8; USER_CODE_LEN] {
+    fn from(code: UserCode) -> Self {
+        code.0
+    }
+}
 
 impl UserCode {
     /// Draws a uniformly random user code. `None` only if the RNG keeps returning bytes ≥ 240

@@ -14,7 +14,7 @@ use crate::code::UserCode;
 use crate::scope::ScopeSet;
 
 /// Where a grant stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[repr(u8)]
 pub enum GrantState {
@@ -38,7 +38,7 @@ impl GrantState {
 }
 
 /// One device authorization request. 32 bytes; see the crate docs for the budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingGrant {
     /// Serial carried in the device code; unique for the provider's life.
     pub serial: u32,

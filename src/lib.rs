@@ -44,7 +44,7 @@
 //! | one token family | 24 | 24 |
 //! | one rate-limit source | 16 | 16 |
 //! | one client ([`client::Client`]) | 164 | 176 |
-//! | `Provider<FixedClients<4>, FixedGrants<16>, 16, 16>` (the sample below) | 2 192 | 2 264 |
+//! | `Provider<FixedClients<4>, FixedGrants<16>, 16, 16>` (the sample below) | 2 200 | 2 272 |
 //!
 //! Of the sample provider, 512 bytes are the 16 grant slots, 384 the 16 token families, 256 the 16
 //! rate-limit sources, and most of the rest the four clients and the pre-keyed HMAC state of the key ring.
@@ -107,7 +107,7 @@
 //! - `http` (default): the HTTP/1.1 binding.
 //! - `log` / `defmt`: logging through either crate (mutually exclusive; see `fmt.rs`).
 //! - `fuzzing`: `#[doc(hidden)]` entry points for the targets in `fuzz/`.
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -128,6 +128,8 @@ pub mod provider;
 pub mod request;
 pub mod response;
 pub mod scope;
+pub mod snapshot;
+pub mod storage;
 pub mod token;
 
 #[cfg(feature = "fuzzing")]

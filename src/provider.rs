@@ -97,16 +97,16 @@ impl core::error::Error for ConfigError {}
 
 /// One token family: everything issued from one approved grant, revoked together. 24 bytes, and
 /// `Option<Family>` too (the `bool` gives it a niche).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Family {
-    serial: u32,
-    expires_at: u32,
-    user: UserId,
-    scopes: ScopeSet,
-    counter: u32,
-    client: ClientIndex,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Family {
+    pub(crate) serial: u32,
+    pub(crate) expires_at: u32,
+    pub(crate) user: UserId,
+    pub(crate) scopes: ScopeSet,
+    pub(crate) counter: u32,
+    pub(crate) client: ClientIndex,
     /// Whether this family issues refresh tokens (fixed when it is opened).
-    refresh: bool,
+    pub(crate) refresh: bool,
 }
 
 /// The answer to a device authorization request (RFC 8628 §3.2).
@@ -254,7 +254,7 @@ pub enum Introspection {
     Refresh(TokenInfo),
 }
 
-fn secs(now: u64) -> u32 {
+pub(crate) fn secs(now: u64) -> u32 {
     u32::try_from(now).unwrap_or(u32::MAX)
 }
 
@@ -264,13 +264,17 @@ fn secs(now: u64) -> u32 {
 /// whose tokens are still alive), `S` the number of rate-limit sources tracked at once.
 pub struct Provider<C, G, const F: usize, const S: usize> {
     config: Config,
-    keys: KeyRing,
+    pub(crate) keys: KeyRing,
     scopes: ScopeRegistry,
-    clients: C,
-    grants: G,
-    families: [Option<Family>; F],
+    pub(crate) clients: C,
+    pub(crate) grants: G,
+    pub(crate) families: [Option<Family>; F],
     limiter: AttemptLimiter<S>,
-    next_serial: u32,
+    pub(crate) next_serial: u32,
+    /// The latest `now` seen: time never goes backwards for the provider (see [`Provider::clock`]).
+    pub(crate) clock: u32,
+    /// Bumped on every change a snapshot must capture (see [`Provider::durable_version`]).
+    pub(crate) durable: u32,
 }
 
 impl<C, G, const F: usize, const S: usize> fmt::Debug for Provider<C, G, F, S> {
@@ -314,7 +318,37 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             families: [None; F],
             limiter: AttemptLimiter::new(),
             next_serial: rng.next_u32(),
+            clock: 0,
+            durable: 0,
         })
+    }
+
+    /// Advances the provider's clock to `now` and returns it; a `now` behind the clock is ignored, so a
+    /// clock that jumps backwards never makes an expired code or token valid again.
+    fn tick(&mut self, now: u64) -> u32 {
+        self.clock = self.clock.max(secs(now));
+        self.clock
+    }
+
+    /// `now` as seen by the provider: never behind the latest time it was given.
+    fn seen(&self, now: u64) -> u32 {
+        self.clock.max(secs(now))
+    }
+
+    /// The provider's clock: the latest `now` it was given (persisted in snapshots).
+    pub fn clock(&self) -> u32 {
+        self.clock
+    }
+
+    /// A counter bumped by every change a snapshot must capture: new, approved, denied and exchanged
+    /// grants, opened, rotated and revoked token families. Save when it differs from the version of the
+    /// last snapshot; polling alone never bumps it, so polls cost no flash writes.
+    pub fn durable_version(&self) -> u32 {
+        self.durable
+    }
+
+    fn touch(&mut self) {
+        self.durable = self.durable.wrapping_add(1);
     }
 
     /// The configuration.
@@ -374,7 +408,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         req: &DeviceAuthorizationRequest<'_>,
         rng: &mut R,
     ) -> Result<DeviceAuthorization, OAuthError> {
-        let now = secs(now);
+        let now = self.tick(now);
         let index = self.authenticate(&req.client)?;
         let client = self.clients.get(index).ok_or(OAuthError::invalid_client("unknown client"))?;
         let scopes = match req.scope {
@@ -402,6 +436,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 state: GrantState::Pending,
             }),
         );
+        self.touch();
         let key = self.keys.current();
         let claims = DeviceCodeClaims { key_id: key.id(), slot: u16::try_from(slot).unwrap_or(u16::MAX), serial };
         Ok(DeviceAuthorization {
@@ -528,7 +563,8 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// `source` identifies who is guessing (the signed-in user, the peer address): wrong codes are
     /// charged to it (see [`crate::limit`]). An already decided grant is returned with its state.
     pub fn user_code_info(&mut self, now: u64, input: &str, source: &[u8]) -> Result<GrantInfo, ApproveError> {
-        let slot = self.find_user_code(secs(now), input, source)?;
+        let now = self.tick(now);
+        let slot = self.find_user_code(now, input, source)?;
         self.info(slot)
     }
 
@@ -541,7 +577,8 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         user: UserId,
         granted: ScopeSet,
     ) -> Result<GrantInfo, ApproveError> {
-        let slot = self.find_user_code(secs(now), input, source)?;
+        let now = self.tick(now);
+        let slot = self.find_user_code(now, input, source)?;
         let g = self.grants.get_mut(slot).ok_or(ApproveError::InvalidCode)?;
         if !g.state.is_undecided() {
             return Err(ApproveError::AlreadyDecided);
@@ -552,17 +589,20 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         g.scopes = granted;
         g.user = user;
         g.state = GrantState::Approved;
+        self.touch();
         self.info(slot)
     }
 
     /// The user denies the request: the device's next poll gets `access_denied`.
     pub fn deny(&mut self, now: u64, input: &str, source: &[u8]) -> Result<GrantInfo, ApproveError> {
-        let slot = self.find_user_code(secs(now), input, source)?;
+        let now = self.tick(now);
+        let slot = self.find_user_code(now, input, source)?;
         let g = self.grants.get_mut(slot).ok_or(ApproveError::InvalidCode)?;
         if !g.state.is_undecided() {
             return Err(ApproveError::AlreadyDecided);
         }
         g.state = GrantState::Denied;
+        self.touch();
         self.info(slot)
     }
 
@@ -570,7 +610,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Handles a token request: polls a device code or rotates a refresh token.
     pub fn token(&mut self, now: u64, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
-        let now = secs(now);
+        let now = self.tick(now);
         let client = self.authenticate(&req.client)?;
         match req.grant {
             Grant::DeviceCode { device_code } => self.poll(now, client, device_code),
@@ -617,6 +657,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 if let Some(gm) = self.grants.get_mut(slot) {
                     gm.state = GrantState::Exchanged;
                 }
+                self.touch();
                 Ok(tokens)
             }
         }
@@ -719,6 +760,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         if let Some(f) = self.families.get_mut(slot) {
             *f = Some(rotated);
         }
+        self.touch();
         self.mint(now, slot, &rotated, scopes)
     }
 
@@ -738,7 +780,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Verifies an access token: MAC, then expiry, then one look-up of its family for revocation.
     pub fn verify_access_token(&self, now: u64, token: &str) -> Result<TokenInfo, BearerError> {
-        let now = secs(now);
+        let now = self.seen(now);
         let peek = AccessClaims::peek(token).ok_or(BearerError::Invalid)?;
         let client = self.clients.get(peek.client).ok_or(BearerError::Invalid)?;
         let claims = AccessClaims::verify(token, &self.keys, client.id()).ok_or(BearerError::Invalid)?;
@@ -808,7 +850,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         if let Ok(info) = self.verify_access_token(now, query.token) {
             return Ok(Introspection::Access(info));
         }
-        Ok(self.refresh_info(secs(now), query.token).map_or(Introspection::Inactive, Introspection::Refresh))
+        Ok(self.refresh_info(self.seen(now), query.token).map_or(Introspection::Inactive, Introspection::Refresh))
     }
 
     fn refresh_info(&self, now: u32, token: &str) -> Option<TokenInfo> {
@@ -886,6 +928,9 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 found = true;
             }
         }
+        if found {
+            self.touch();
+        }
         found
     }
 
@@ -893,7 +938,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Frees expired grants and token families (allocation also reclaims them lazily); returns how many.
     pub fn purge_expired(&mut self, now: u64) -> usize {
-        let now = secs(now);
+        let now = self.tick(now);
         let mut n = 0;
         for slot in 0..self.grants.capacity() {
             if self.grants.get(slot).is_some_and(|g| g.is_expired(now)) {
@@ -912,13 +957,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Grants that have not expired.
     pub fn live_grants(&self, now: u64) -> usize {
-        let now = secs(now);
+        let now = self.seen(now);
         (0..self.grants.capacity()).filter(|&s| self.grants.get(s).is_some_and(|g| !g.is_expired(now))).count()
     }
 
     /// Token families that have not expired.
     pub fn live_families(&self, now: u64) -> usize {
-        let now = secs(now);
+        let now = self.seen(now);
         self.families.iter().flatten().filter(|f| now < f.expires_at).count()
     }
 

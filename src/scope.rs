@@ -13,7 +13,7 @@ use crate::error::OAuthError;
 pub const MAX_SCOPES: usize = 32;
 
 /// A set of scopes from a [`ScopeRegistry`], as a bit set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct ScopeSet(u32);
 

@@ -185,7 +185,7 @@ fn refresh_errors() {
     assert_eq!(err(p.token(3, &junk)), ErrorCode::InvalidGrant);
     // Expired refresh token.
     let ok = TokenRequest { client: public("tv"), grant: Grant::RefreshToken { refresh_token: &rt, scope: None } };
-    assert_eq!(err(p.token(2 + 30 * 24 * 3600, &ok)), ErrorCode::InvalidGrant);
+    assert_eq!(err(p.token(10 + 30 * 24 * 3600, &ok)), ErrorCode::InvalidGrant);
 }
 
 #[test]
@@ -196,11 +196,12 @@ fn approval_errors() {
     assert_eq!(p.approve(1, "garbage", b"u", 1, ScopeSet::EMPTY), Err(ApproveError::InvalidCode));
     let code = a.user_code.display();
     assert_eq!(p.approve(1, &code, b"u", 1, ScopeSet::from_bits(1)), Err(ApproveError::ScopeNotRequested));
-    assert_eq!(p.approve(600, &code, b"u", 1, ScopeSet::EMPTY), Err(ApproveError::Expired));
-    assert_eq!(p.user_code_info(600, &code, b"u"), Err(ApproveError::Expired));
     p.deny(2, &code, b"u").unwrap();
     assert_eq!(p.approve(3, &code, b"u", 1, ScopeSet::EMPTY), Err(ApproveError::AlreadyDecided));
     assert_eq!(p.user_code_info(3, &code, b"u").unwrap().state, GrantState::Denied);
+    // Expired beats every other state on the verification page.
+    assert_eq!(p.approve(600, &code, b"u", 1, ScopeSet::EMPTY), Err(ApproveError::Expired));
+    assert_eq!(p.user_code_info(600, &code, b"u"), Err(ApproveError::Expired));
 }
 
 #[test]

@@ -1,0 +1,256 @@
+//! Snapshots of the provider's durable state, so a reboot loses no approved grant, refresh token or
+//! revocation, and resurrects nothing.
+//!
+//! # What is saved
+//! Live pending grants (with their state: a spent or denied code stays spent or denied), live token
+//! families (a revoked family is simply absent, so it stays revoked), the grant serial counter (so no
+//! serial, hence no code or token, is ever reused) and the provider's clock. Not saved: the server keys
+//! (they belong in the application's key storage), the clients and scopes (configuration), the guess
+//! budgets (they restart; a reboot is not something an attacker gets for free on a gateway).
+//!
+//! # Format (version 1)
+//! `"O2DS"` ‖ postcard(header) ‖ postcard(grant record)* ‖ postcard(family record)* ‖ tag, where the
+//! header holds the format version, the id of the signing key, the clock, the serial counter and the
+//! record counts, and the tag is HMAC-SHA256 (truncated to 128 bits) of everything before it, under the
+//! server key named in the header. A snapshot from another server, or altered in any bit, is refused.
+//!
+//! # Time across reboots
+//! Expiry is exact across a reboot when `now` comes from a clock that keeps running through it (an RTC,
+//! SNTP, or the host's clock): nothing outlives its lifetime and nothing expires early. Within a run the
+//! provider never lets time go backwards (it keeps the latest `now`), so a clock that jumps back never
+//! revives an expired code or token. If at restore `now` is *behind* the snapshot's clock, the clock
+//! restarted and the downtime is unknown: the provider then fails safe, keeping the serial counter but
+//! dropping every grant and token family (devices start a new flow, clients re-authorize), because
+//! keeping them could let a token outlive its lifetime. [`Restored::clock_was_behind`] reports it.
+//!
+//! # Flash wear
+//! [`Provider::durable_version`] changes only when durable state does: one write when a device asks for
+//! codes, one when the user approves or denies, one at the token exchange, one per refresh and one per
+//! revocation. Polls write nothing. A complete device flow therefore costs three snapshot writes.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::client::ClientRegistry;
+use crate::grant::{GrantStore, PendingGrant};
+use crate::key::{Domain, TAG_LEN};
+use crate::provider::{secs, Family, Provider};
+
+/// The first bytes of every snapshot.
+pub const SNAPSHOT_MAGIC: [u8; 4] = *b"O2DS";
+/// The format version this crate writes and reads.
+pub const SNAPSHOT_VERSION: u8 = 1;
+
+/// How far the serial counter jumps at a restore. Grants issued after the last save and lost in a power
+/// cut used serials just above the saved counter; skipping past them means no serial, hence no device
+/// code or token, is ever issued twice, unless more than this many grants were made between two saves.
+pub const SERIAL_RESTORE_GAP: u32 = 1 << 20;
+
+/// Worst-case bytes of a snapshot with `grants` grant slots and `families` family slots.
+pub const fn max_snapshot_len(grants: usize, families: usize) -> usize {
+    // magic + header (1 + 1 + 5 + 5 + 3 + 3) + records (slot 3 + grant 38, slot 3 + family 27) + tag
+    4 + 18 + grants * 41 + families * 30 + TAG_LEN
+}
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    version: u8,
+    key_id: u8,
+    clock: u32,
+    next_serial: u32,
+    grants: u16,
+    families: u16,
+}
+
+#[derive(Serialize, Deserialize)]
+struct GrantRecord {
+    slot: u16,
+    grant: PendingGrant,
+}
+
+#[derive(Serialize, Deserialize)]
+struct FamilyRecord {
+    slot: u16,
+    family: Family,
+}
+
+/// Why a snapshot could not be written or read. On any read error the provider is left unchanged;
+/// the documented fallback is to run from the empty state (old codes and tokens then fail to verify
+/// against empty tables, so nothing is resurrected).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum SnapshotError {
+    /// The output buffer is too small (see [`max_snapshot_len`]).
+    BufferTooSmall,
+    /// The input ends early.
+    Truncated,
+    /// The input is not a snapshot.
+    BadMagic,
+    /// A snapshot of a format version this crate does not read.
+    UnsupportedVersion(u8),
+    /// Signed by a key that is not in the key ring.
+    UnknownKey(u8),
+    /// The integrity tag does not match: altered, or from another server.
+    BadTag,
+    /// Well signed but not decodable, or with trailing bytes.
+    Malformed,
+    /// It holds more grants or families, or higher slots, than this provider has room for.
+    CapacityExceeded,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BufferTooSmall => f.write_str("snapshot buffer too small"),
+            Self::Truncated => f.write_str("snapshot truncated"),
+            Self::BadMagic => f.write_str("not a snapshot"),
+            Self::UnsupportedVersion(v) => write!(f, "unsupported snapshot version {v}"),
+            Self::UnknownKey(k) => write!(f, "snapshot signed by unknown key {k}"),
+            Self::BadTag => f.write_str("snapshot integrity check failed"),
+            Self::Malformed => f.write_str("snapshot malformed"),
+            Self::CapacityExceeded => f.write_str("snapshot does not fit this provider's capacities"),
+        }
+    }
+}
+
+impl core::error::Error for SnapshotError {}
+
+/// What a restore brought back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Restored {
+    /// Pending grants restored.
+    pub grants: usize,
+    /// Token families restored.
+    pub families: usize,
+    /// The clock was behind the snapshot's: grants and families were dropped (see the module docs).
+    pub clock_was_behind: bool,
+}
+
+fn put<T: Serialize>(value: &T, out: &mut [u8], pos: &mut usize) -> Result<(), SnapshotError> {
+    let rest = out.get_mut(*pos..).ok_or(SnapshotError::BufferTooSmall)?;
+    let n = postcard::to_slice(value, rest).map_err(|_| SnapshotError::BufferTooSmall)?.len();
+    *pos += n;
+    Ok(())
+}
+
+fn take<'a, T: Deserialize<'a>>(input: &mut &'a [u8]) -> Result<T, SnapshotError> {
+    let (value, rest) = postcard::take_from_bytes(input).map_err(|e| match e {
+        postcard::Error::DeserializeUnexpectedEnd => SnapshotError::Truncated,
+        _ => SnapshotError::Malformed,
+    })?;
+    *input = rest;
+    Ok(value)
+}
+
+impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
+    /// Writes a snapshot of the durable state into `out` and returns its length. Grants and families
+    /// that have expired by the provider's clock are left out.
+    pub fn save(&self, out: &mut [u8]) -> Result<usize, SnapshotError> {
+        let now = self.clock;
+        let live_grant = |slot: usize| self.grants.get(slot).filter(|g| !g.is_expired(now)).copied();
+        let grants = (0..self.grants.capacity()).filter(|&s| live_grant(s).is_some()).count();
+        let families = self.families.iter().flatten().filter(|f| now < f.expires_at).count();
+        let header = Header {
+            version: SNAPSHOT_VERSION,
+            key_id: self.keys.current().id(),
+            clock: self.clock,
+            next_serial: self.next_serial,
+            grants: u16::try_from(grants).map_err(|_| SnapshotError::CapacityExceeded)?,
+            families: u16::try_from(families).map_err(|_| SnapshotError::CapacityExceeded)?,
+        };
+        let magic = out.get_mut(..4).ok_or(SnapshotError::BufferTooSmall)?;
+        magic.copy_from_slice(&SNAPSHOT_MAGIC);
+        let mut pos = 4;
+        put(&header, out, &mut pos)?;
+        for slot in 0..self.grants.capacity() {
+            if let Some(grant) = live_grant(slot) {
+                let slot = u16::try_from(slot).map_err(|_| SnapshotError::CapacityExceeded)?;
+                put(&GrantRecord { slot, grant }, out, &mut pos)?;
+            }
+        }
+        for (slot, family) in self.families.iter().enumerate() {
+            if let Some(family) = family.filter(|f| now < f.expires_at) {
+                let slot = u16::try_from(slot).map_err(|_| SnapshotError::CapacityExceeded)?;
+                put(&FamilyRecord { slot, family }, out, &mut pos)?;
+            }
+        }
+        let body = out.get(..pos).ok_or(SnapshotError::BufferTooSmall)?;
+        let tag = self.keys.current().tag(Domain::Snapshot, &[body]);
+        let dst = out.get_mut(pos..pos + TAG_LEN).ok_or(SnapshotError::BufferTooSmall)?;
+        dst.copy_from_slice(&tag);
+        Ok(pos + TAG_LEN)
+    }
+
+    /// Replaces the durable state with a snapshot's. Atomic: on error nothing changes.
+    ///
+    /// `now` is the current time; see the module docs for what happens when it is behind the
+    /// snapshot's clock.
+    pub fn restore(&mut self, now: u64, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
+        let (body, tag) = snapshot.split_at(snapshot.len().saturating_sub(TAG_LEN));
+        if tag.len() < TAG_LEN || body.len() < 4 {
+            return Err(SnapshotError::Truncated);
+        }
+        let (magic, mut records) = body.split_at(4);
+        if magic != SNAPSHOT_MAGIC {
+            return Err(SnapshotError::BadMagic);
+        }
+        // The version comes first in the header, so a newer format is named as such, not as garbage.
+        match records.first() {
+            Some(&SNAPSHOT_VERSION) => {}
+            Some(&v) => return Err(SnapshotError::UnsupportedVersion(v)),
+            None => return Err(SnapshotError::Truncated),
+        }
+        let header: Header = take(&mut records)?;
+        let key = self.keys.get(header.key_id).ok_or(SnapshotError::UnknownKey(header.key_id))?;
+        if !key.verify(Domain::Snapshot, &[body], tag) {
+            return Err(SnapshotError::BadTag);
+        }
+        // Pass 1: validate everything before touching the provider.
+        let grant_count = usize::from(header.grants);
+        let family_count = usize::from(header.families);
+        if grant_count > self.grants.capacity() || family_count > F {
+            return Err(SnapshotError::CapacityExceeded);
+        }
+        let mut check = records;
+        for _ in 0..grant_count {
+            let r: GrantRecord = take(&mut check)?;
+            if usize::from(r.slot) >= self.grants.capacity() {
+                return Err(SnapshotError::CapacityExceeded);
+            }
+        }
+        for _ in 0..family_count {
+            let r: FamilyRecord = take(&mut check)?;
+            if usize::from(r.slot) >= F {
+                return Err(SnapshotError::CapacityExceeded);
+            }
+        }
+        if !check.is_empty() {
+            return Err(SnapshotError::Malformed);
+        }
+        // Pass 2: apply.
+        let now = secs(now);
+        let behind = now < header.clock;
+        for slot in 0..self.grants.capacity() {
+            self.grants.set(slot, None);
+        }
+        self.families = [None; F];
+        self.next_serial = header.next_serial.wrapping_add(SERIAL_RESTORE_GAP);
+        self.durable = self.durable.wrapping_add(1);
+        self.clock = if behind { now } else { header.clock.max(now) };
+        if behind {
+            return Ok(Restored { grants: 0, families: 0, clock_was_behind: true });
+        }
+        for _ in 0..grant_count {
+            let r: GrantRecord = take(&mut records)?;
+            self.grants.set(usize::from(r.slot), Some(r.grant));
+        }
+        for _ in 0..family_count {
+            let r: FamilyRecord = take(&mut records)?;
+            if let Some(f) = self.families.get_mut(usize::from(r.slot)) {
+                *f = Some(r.family);
+            }
+        }
+        Ok(Restored { grants: grant_count, families: family_count, clock_was_behind: false })
+    }
+}
