@@ -781,9 +781,8 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// Verifies an access token: MAC, then expiry, then one look-up of its family for revocation.
     pub fn verify_access_token(&self, now: u64, token: &str) -> Result<TokenInfo, BearerError> {
         let now = self.seen(now);
-        let peek = AccessClaims::peek(token).ok_or(BearerError::Invalid)?;
-        let client = self.clients.get(peek.client).ok_or(BearerError::Invalid)?;
-        let claims = AccessClaims::verify(token, &self.keys, client.id()).ok_or(BearerError::Invalid)?;
+        let claims = AccessClaims::verify_with(token, &self.keys, |i| self.clients.get(i).map(|c| c.id()))
+            .ok_or(BearerError::Invalid)?;
         if now >= claims.expires_at {
             return Err(BearerError::Expired);
         }
@@ -854,9 +853,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     fn refresh_info(&self, now: u32, token: &str) -> Option<TokenInfo> {
-        let peek = RefreshClaims::peek(token)?;
-        let client = self.clients.get(peek.client)?;
-        let claims = RefreshClaims::verify(token, &self.keys, client.id())?;
+        let claims = RefreshClaims::verify_with(token, &self.keys, |i| self.clients.get(i).map(|c| c.id()))?;
         let f = self.families.get(usize::from(claims.family_slot)).copied().flatten()?;
         (f.serial == claims.serial && f.client == claims.client && f.counter == claims.counter && now < f.expires_at)
             .then_some(TokenInfo {

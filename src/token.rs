@@ -143,11 +143,7 @@ impl AccessClaims {
         encode_b64(&raw)
     }
 
-    /// Reads the claims without verifying them. Only for finding the client whose id the MAC binds;
-    /// nothing read here may be trusted before [`AccessClaims::verify`].
-    pub fn peek(token: &str) -> Option<Self> {
-        let mut raw = [0u8; ACCESS_BODY + TAG_LEN];
-        let (body, _) = open(token, &mut raw, b'A')?;
+    fn parse(body: &[u8]) -> Option<Self> {
         Some(Self {
             key_id: *body.get(1)?,
             client: *body.get(2)?,
@@ -159,15 +155,28 @@ impl AccessClaims {
         })
     }
 
+    /// Reads the claims without verifying them (for diagnostics; nothing read here may be trusted).
+    pub fn peek(token: &str) -> Option<Self> {
+        let mut raw = [0u8; ACCESS_BODY + TAG_LEN];
+        Self::parse(open(token, &mut raw, b'A')?.0)
+    }
+
     /// Verifies the MAC of `token` for `client_id` and returns its claims.
     pub fn verify(token: &str, keys: &KeyRing, client_id: &str) -> Option<Self> {
+        Self::verify_with(token, keys, |_| Some(client_id))
+    }
+
+    /// Verifies `token`, finding the client id its MAC binds from the client index it carries:
+    /// one decode, one MAC.
+    pub fn verify_with<'c>(token: &str, keys: &KeyRing, client_id: impl FnOnce(u8) -> Option<&'c str>) -> Option<Self> {
         let mut raw = [0u8; ACCESS_BODY + TAG_LEN];
         let (body, tag) = open(token, &mut raw, b'A')?;
         let key = keys.get(*body.get(1)?)?;
+        let client_id = client_id(*body.get(2)?)?;
         if !key.verify(Domain::AccessToken, &[body, client_id.as_bytes()], tag) {
             return None;
         }
-        Self::peek(token)
+        Self::parse(body)
     }
 }
 
@@ -193,10 +202,7 @@ impl RefreshClaims {
         encode_b64(&raw)
     }
 
-    /// Reads the claims without verifying them (see [`AccessClaims::peek`]).
-    pub fn peek(token: &str) -> Option<Self> {
-        let mut raw = [0u8; REFRESH_BODY + TAG_LEN];
-        let (body, _) = open(token, &mut raw, b'R')?;
+    fn parse(body: &[u8]) -> Option<Self> {
         Some(Self {
             key_id: *body.get(1)?,
             client: *body.get(2)?,
@@ -206,15 +212,27 @@ impl RefreshClaims {
         })
     }
 
+    /// Reads the claims without verifying them (for diagnostics; nothing read here may be trusted).
+    pub fn peek(token: &str) -> Option<Self> {
+        let mut raw = [0u8; REFRESH_BODY + TAG_LEN];
+        Self::parse(open(token, &mut raw, b'R')?.0)
+    }
+
     /// Verifies the MAC of `token` for `client_id` and returns its claims.
     pub fn verify(token: &str, keys: &KeyRing, client_id: &str) -> Option<Self> {
+        Self::verify_with(token, keys, |_| Some(client_id))
+    }
+
+    /// Verifies `token`, finding the client id its MAC binds from the client index it carries.
+    pub fn verify_with<'c>(token: &str, keys: &KeyRing, client_id: impl FnOnce(u8) -> Option<&'c str>) -> Option<Self> {
         let mut raw = [0u8; REFRESH_BODY + TAG_LEN];
         let (body, tag) = open(token, &mut raw, b'R')?;
         let key = keys.get(*body.get(1)?)?;
+        let client_id = client_id(*body.get(2)?)?;
         if !key.verify(Domain::RefreshToken, &[body, client_id.as_bytes()], tag) {
             return None;
         }
-        Self::peek(token)
+        Self::parse(body)
     }
 }
 
