@@ -1,0 +1,419 @@
+//! A demo device authorization server on the host: the crate's HTTP binding over std TCP, one thread
+//! per connection, one provider behind a mutex.
+//!
+//! ```text
+//! cargo run --example gateway                       # http://127.0.0.1:8080
+//! cargo run --example gateway -- --addr 0.0.0.0:9000
+//! GATEWAY_ADDR=127.0.0.1:0 cargo run --example gateway   # any free port (printed)
+//! ```
+//!
+//! It registers a public client `tv-demo` ("Demo TV"), a confidential client `printer-demo` with secret
+//! `printer-secret` ("Demo printer"), the scopes `profile email sensors:read`, and one user, `alice` with
+//! password `wonderland` (user id 1), who signs in on the verification page with HTTP Basic. `GET /api/me`
+//! is a protected route that needs the `profile` scope. On start it prints `listening on http://ADDR`
+//! (first line) and the curl commands of a whole flow; then one line per request:
+//! `METHOD PATH STATUS PEER`.
+//!
+//! Options (all optional): `--addr HOST:PORT` (or `GATEWAY_ADDR`), `--issuer URL` (default: from the
+//! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
+//! `--refresh-token-lifetime SECS`, `--read-timeout SECS` (default 10: a request must arrive whole within
+//! it, and an idle connection closes after it), `--max-connections N` (default 32). The server key is drawn
+//! from the OS at start, so tokens die with the process, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
+
+use std::io::{self, Read as _, Write as _};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use oauth2_devices::http::{self, Application, Authorized, Context, HttpConfig, LogEntry, Request, Response, User};
+use oauth2_devices::prelude::*;
+use rand_chacha::ChaCha20Rng;
+use rand_core::SeedableRng;
+
+type GatewayProvider = Provider<FixedClients<4>, FixedGrants<32>, 32, 32>;
+
+static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+
+/// The demo's user table: login, password, id, display name.
+const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice")];
+
+const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
+               [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
+               [--max-connections N]
+env: GATEWAY_ADDR (like --addr), GATEWAY_KEY_HEX (32-byte server key in hex; default: random)";
+
+#[derive(Debug)]
+struct Options {
+    addr: String,
+    issuer: Option<String>,
+    device_code_lifetime: Option<u32>,
+    interval: Option<u16>,
+    access_token_lifetime: Option<u32>,
+    refresh_token_lifetime: Option<u32>,
+    read_timeout: Duration,
+    max_connections: usize,
+}
+
+fn parse_options() -> Result<Options, String> {
+    let mut o = Options {
+        addr: std::env::var("GATEWAY_ADDR").unwrap_or_else(|_| "127.0.0.1:8080".into()),
+        issuer: None,
+        device_code_lifetime: None,
+        interval: None,
+        access_token_lifetime: None,
+        refresh_token_lifetime: None,
+        read_timeout: Duration::from_secs(10),
+        max_connections: 32,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            return Err(String::new());
+        }
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
+            None => (arg.clone(), None),
+        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
+        fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
+            v.parse().map_err(|_| format!("{flag}: not a valid number: {v}"))
+        }
+        match flag.as_str() {
+            "--addr" => o.addr = value()?,
+            "--issuer" => o.issuer = Some(value()?.trim_end_matches('/').to_owned()),
+            "--device-code-lifetime" => o.device_code_lifetime = Some(num(&flag, value()?)?),
+            "--interval" => o.interval = Some(num(&flag, value()?)?),
+            "--access-token-lifetime" => o.access_token_lifetime = Some(num(&flag, value()?)?),
+            "--refresh-token-lifetime" => o.refresh_token_lifetime = Some(num(&flag, value()?)?),
+            "--read-timeout" => o.read_timeout = Duration::from_secs(num::<u64>(&flag, value()?)?.max(1)),
+            "--max-connections" => o.max_connections = num::<usize>(&flag, value()?)?.max(1),
+            _ => return Err(format!("unknown argument: {arg}")),
+        }
+    }
+    Ok(o)
+}
+
+/// The server key: `GATEWAY_KEY_HEX`, or 32 bytes from the OS.
+fn server_key() -> Result<[u8; 32], String> {
+    let mut key = [0u8; 32];
+    match std::env::var("GATEWAY_KEY_HEX") {
+        Ok(hex) => {
+            let hex = hex.trim();
+            if hex.len() != 64 || !hex.is_ascii() {
+                return Err("GATEWAY_KEY_HEX must be 64 hexadecimal digits".into());
+            }
+            for (i, byte) in key.iter_mut().enumerate() {
+                *byte =
+                    u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| "GATEWAY_KEY_HEX is not hexadecimal")?;
+            }
+        }
+        Err(_) => getrandom::fill(&mut key).map_err(|e| format!("OS random generator: {e}"))?,
+    }
+    Ok(key)
+}
+
+fn leak(s: String) -> &'static str {
+    Box::leak(s.into_boxed_str())
+}
+
+/// Seconds since the Unix epoch: a clock that survives restarts, so a persisted key keeps its tokens
+/// valid (the provider ignores a clock that steps back).
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+struct Shared {
+    provider: GatewayProvider,
+    rng: ChaCha20Rng,
+}
+
+fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
+    let mut seed = [0u8; 32];
+    getrandom::fill(&mut seed).map_err(|e| format!("OS random generator: {e}"))?;
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    let scopes = ScopeRegistry::new(SCOPES).map_err(|e| e.to_string())?;
+    let mut clients = FixedClients::<4>::new();
+    clients.add(Client::public("tv-demo", "Demo TV").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
+    let secret = SecretHash::new("printer-secret", &mut rng);
+    let printer = Client::confidential("printer-demo", "Demo printer", secret).map_err(|e| e.to_string())?;
+    clients.add(printer).map_err(|e| e.to_string())?;
+
+    let mut config = Config::new(leak(format!("{issuer}/activate")));
+    if let Some(v) = opts.device_code_lifetime {
+        config.device_code_lifetime = v;
+    }
+    if let Some(v) = opts.interval {
+        config.interval = v;
+    }
+    if let Some(v) = opts.access_token_lifetime {
+        config.access_token_lifetime = v;
+    }
+    if let Some(v) = opts.refresh_token_lifetime {
+        config.refresh_token_lifetime = v;
+    }
+    let key = ServerKey::new(1, &server_key()?);
+    let provider =
+        Provider::new(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
+    Ok(Shared { provider, rng })
+}
+
+/// The application around the server: one per connection.
+struct Gateway {
+    peer: SocketAddr,
+}
+
+/// Compares secrets without an early exit.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+impl Application for Gateway {
+    fn user(&mut self, req: &Request<'_>) -> Option<User> {
+        let mut scratch = [0u8; 256];
+        let (login, password) = http::basic_auth(req.header("authorization")?, &mut scratch)?;
+        let mut found = None;
+        for &(l, p, id, name) in USERS {
+            if same(l, login) & same(p, password) {
+                found = Some(User::new(id, name));
+            }
+        }
+        found
+    }
+
+    fn protected(&self, _method: &str, path: &str, scopes: &ScopeRegistry) -> Option<ScopeSet> {
+        (path == "/api/me").then(|| scopes.lookup("profile")).flatten()
+    }
+
+    fn resource(&mut self, req: &Request<'_>, auth: &Authorized<'_>, res: &mut Response<'_>) {
+        if req.method() != "GET" {
+            res.set_status(405).header("Allow", "GET");
+            return;
+        }
+        let name = USERS.iter().find(|u| u.2 == auth.token.user).map_or("", |u| u.3);
+        let scope = auth.scopes.to_string::<128>(auth.token.scopes).unwrap_or_default();
+        let me = serde_json::json!({
+            "sub": auth.token.user.to_string(),
+            "id": auth.token.user,
+            "name": name,
+            "client_id": auth.client.map(|c| c.id()),
+            "scope": scope.as_str(),
+        });
+        res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
+        res.body(me.to_string().as_bytes());
+    }
+
+    fn route(&mut self, req: &Request<'_>, res: &mut Response<'_>) {
+        if req.path() == "/" && req.method() == "GET" {
+            res.header("Content-Type", "text/plain; charset=utf-8");
+            res.body(b"oauth2-devices demo gateway: see /.well-known/oauth-authorization-server and /activate\n");
+        } else {
+            res.set_status(404).header("Content-Type", "text/plain; charset=utf-8");
+            res.body(b"Not found\n");
+        }
+    }
+
+    fn on_response(&mut self, e: &LogEntry<'_>) {
+        let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
+        println!("{} {} {} {}", dash(e.method), dash(e.path), e.status, self.peer);
+    }
+}
+
+/// A TCP stream whose reads fail once `timeout` has passed since the last response (or the accept):
+/// an idle connection, or a request that dribbles in, is dropped after `timeout` in all.
+struct DeadlineStream<'s> {
+    stream: &'s TcpStream,
+    timeout: Duration,
+    deadline: Instant,
+    /// Bytes arrived since the last response: a timeout now cuts a request short (else it is idle).
+    partial: bool,
+}
+
+impl embedded_io::ErrorType for DeadlineStream<'_> {
+    type Error = io::Error;
+}
+
+impl embedded_io::Read for DeadlineStream<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"));
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        match (&mut &*self.stream).read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"))
+            }
+            Ok(n) => {
+                self.partial |= n > 0;
+                Ok(n)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+impl embedded_io::Write for DeadlineStream<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        (&mut &*self.stream).write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        (&mut &*self.stream).flush()?;
+        // A response went out: the next request gets a fresh budget.
+        self.deadline = Instant::now() + self.timeout;
+        self.partial = false;
+        Ok(())
+    }
+}
+
+/// Closes politely: FIN first, then a short drain, so the peer reads our last response rather than a
+/// reset caused by unread input.
+fn linger(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let _ = io::copy(&mut stream.take(64 * 1024), &mut io::sink());
+}
+
+fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>, cfg: &HttpConfig, timeout: Duration) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_write_timeout(Some(timeout));
+    let mut io = DeadlineStream { stream: &stream, timeout, deadline: Instant::now() + timeout, partial: false };
+    let mut input = vec![0u8; cfg.input_buffer_len()];
+    let mut output = vec![0u8; 8 * 1024];
+    let mut app = Gateway { peer };
+    let result = http::serve(cfg, &mut io, &mut input, &mut output, |request, response| {
+        let now = unix_now();
+        let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
+        let Shared { provider, rng } = &mut *guard;
+        let mut cx = Context { provider, app: &mut app, rng, now, peer: Some(peer) };
+        http::handle(cfg, &mut cx, request, response)
+    });
+    match result {
+        Ok(()) => {}
+        // An idle keep-alive connection timing out is normal; a request cut short is worth a line.
+        Err(http::ServeError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+            if io.partial {
+                println!("- - timeout {peer}");
+            }
+        }
+        Err(http::ServeError::Io(e))
+            if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {}
+        Err(e) => eprintln!("{peer}: {e}"),
+    }
+    linger(&stream);
+}
+
+/// Counts live connections; decrements when dropped.
+struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn print_help(base: &str) {
+    println!(
+        "\noauth2-devices demo gateway
+  clients: tv-demo (public, \"Demo TV\"), printer-demo / printer-secret (confidential, \"Demo printer\")
+  user:    alice / wonderland (id 1)     scopes: profile email sensors:read
+
+Try the device flow:
+  1. the device asks for codes:
+     curl -s -d client_id=tv-demo -d scope=profile {base}/oauth/device
+  2. open its verification_uri_complete in a browser and sign in as alice / wonderland,
+     or review and approve with curl (the page's form carries a csrf field):
+     curl -s -u alice:wonderland '{base}/activate?user_code=USER_CODE'
+     curl -s -u alice:wonderland -d user_code=USER_CODE -d csrf=CSRF -d action=approve {base}/activate
+  3. the device polls for its tokens:
+     curl -s -d client_id=tv-demo -d grant_type=urn:ietf:params:oauth:grant-type:device_code -d device_code=DEVICE_CODE {base}/oauth/token
+  4. it calls a protected route:
+     curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {base}/api/me
+  5. refresh, introspect, revoke:
+     curl -s -d client_id=tv-demo -d grant_type=refresh_token -d refresh_token=REFRESH_TOKEN {base}/oauth/token
+     curl -s -u printer-demo:printer-secret -d token=ACCESS_TOKEN {base}/oauth/introspect
+     curl -s -d client_id=tv-demo -d token=REFRESH_TOKEN {base}/oauth/revoke
+  metadata: curl -s {base}/.well-known/oauth-authorization-server
+"
+    );
+}
+
+fn main() -> ExitCode {
+    let opts = match parse_options() {
+        Ok(o) => o,
+        Err(msg) => {
+            if msg.is_empty() {
+                println!("{USAGE}");
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("{msg}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let listener = match TcpListener::bind(&opts.addr) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("cannot listen on {}: {e}", opts.addr);
+            return ExitCode::FAILURE;
+        }
+    };
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("cannot read the bound address: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("http://{local}")));
+    let shared = match build(&opts, issuer) {
+        Ok(s) => Arc::new(Mutex::new(s)),
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cfg = HttpConfig {
+        realm: "oauth2-devices gateway",
+        max_head: 8 * 1024,
+        max_body: 2 * 1024,
+        ..HttpConfig::new(issuer)
+    };
+
+    println!("listening on http://{local}");
+    print_help(issuer);
+
+    let live = Arc::new(AtomicUsize::new(0));
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("accept: {e}");
+                continue;
+            }
+        };
+        let Ok(peer) = stream.peer_addr() else { continue };
+        if live.fetch_add(1, Ordering::SeqCst) >= opts.max_connections {
+            live.fetch_sub(1, Ordering::SeqCst);
+            println!("- - 503 {peer}");
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+            let _ = (&stream).write_all(
+                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+            let _ = stream.shutdown(Shutdown::Both);
+            continue;
+        }
+        let slot = Slot(live.clone());
+        let shared = shared.clone();
+        let timeout = opts.read_timeout;
+        let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
+            let _slot = slot;
+            serve_connection(stream, peer, &shared, &cfg, timeout);
+        });
+        if let Err(e) = spawned {
+            eprintln!("cannot start a connection thread: {e}");
+        }
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,278 @@
+//! The response writer: status, headers and body straight into the caller's output buffer.
+
+use core::fmt::{self, Write as _};
+
+use crate::error::BufferTooSmall;
+
+/// A response being written into the output buffer.
+///
+/// Headers come first, then the body (through [`Response::body`], [`Response::body_with`] or
+/// [`core::fmt::Write`]). The status may be changed until the end. The server adds the status line,
+/// `Content-Length` and, when needed, `Connection` itself when the response is finished, so those are
+/// ignored if set here. A response that does not fit, or a header added after the body or with a CR or
+/// LF in it, turns into a bare 500.
+#[derive(Debug)]
+pub struct Response<'b> {
+    buf: &'b mut [u8],
+    len: usize,
+    body_start: Option<usize>,
+    status: u16,
+    failed: bool,
+    close: bool,
+}
+
+/// The `Connection` header a finished response gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Connection {
+    /// None: the HTTP/1.1 default (persistent).
+    Default,
+    /// `Connection: keep-alive` (to an HTTP/1.0 client that asked for it).
+    KeepAlive,
+    /// `Connection: close`.
+    Close,
+}
+
+/// The reason phrase of a status code (RFC 9110 §15).
+pub(crate) const fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+impl<'b> Response<'b> {
+    /// An empty `200` response over `buf`.
+    pub(crate) fn new(buf: &'b mut [u8]) -> Self {
+        Self { buf, len: 0, body_start: None, status: 200, failed: false, close: false }
+    }
+
+    /// Sets the status code (100-999; 200 until set).
+    pub fn set_status(&mut self, status: u16) -> &mut Self {
+        if (100..1000).contains(&status) {
+            self.status = status;
+        } else {
+            self.failed = true;
+        }
+        self
+    }
+
+    /// The status code so far.
+    pub fn status(&self) -> u16 {
+        self.status
+    }
+
+    /// Closes the connection after this response.
+    pub fn close_connection(&mut self) -> &mut Self {
+        self.close = true;
+        self
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        let end = self.len.saturating_add(bytes.len());
+        match self.buf.get_mut(self.len..end) {
+            Some(dst) if !self.failed => {
+                dst.copy_from_slice(bytes);
+                self.len = end;
+            }
+            _ => self.failed = true,
+        }
+    }
+
+    fn start_body(&mut self) {
+        if self.body_start.is_none() {
+            self.push(b"\r\n");
+            self.body_start = Some(self.len);
+        }
+    }
+
+    /// Adds a header. `Content-Length`, `Transfer-Encoding` and `Connection` are the server's and are
+    /// ignored.
+    pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
+        self.header_fmt(name, format_args!("{value}"))
+    }
+
+    /// Adds a header whose value is formatted.
+    pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
+        if ["content-length", "transfer-encoding", "connection"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
+            return self;
+        }
+        if self.body_start.is_some() || !is_token(name) {
+            self.failed = true;
+            return self;
+        }
+        self.push(name.as_bytes());
+        self.push(b": ");
+        let start = self.len;
+        if HeaderValue(self).write_fmt(value).is_err() {
+            self.failed = true;
+        }
+        let written = self.buf.get(start..self.len).unwrap_or_default();
+        if written.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
+            self.failed = true;
+        }
+        self.push(b"\r\n");
+        self
+    }
+
+    /// Appends bytes to the body.
+    pub fn body(&mut self, bytes: &[u8]) -> &mut Self {
+        self.start_body();
+        self.push(bytes);
+        self
+    }
+
+    /// Appends to the body with a writer that fills a slice and returns the bytes written (such as the
+    /// JSON writers of [`crate::provider::Provider`]).
+    pub fn body_with(&mut self, write: impl FnOnce(&mut [u8]) -> Result<usize, BufferTooSmall>) -> &mut Self {
+        self.start_body();
+        if self.failed {
+            return self;
+        }
+        let free = self.buf.get_mut(self.len..).unwrap_or_default();
+        let room = free.len();
+        match write(free) {
+            Ok(n) if n <= room => self.len += n,
+            _ => self.failed = true,
+        }
+        self
+    }
+
+    /// Forgets everything written and starts again with `status`.
+    pub(crate) fn reset(&mut self, status: u16) {
+        *self = Self {
+            buf: core::mem::take(&mut self.buf),
+            len: 0,
+            body_start: None,
+            status,
+            failed: false,
+            close: self.close,
+        };
+    }
+
+    /// True when the connection will close after this response.
+    pub(crate) fn closing(&self) -> bool {
+        self.close
+    }
+
+    /// Puts the status line, `Content-Length` and `Connection` in front of what was written and returns
+    /// the response length; `None` if it did not fit or was malformed.
+    pub(crate) fn finish(&mut self, connection: Connection) -> Option<usize> {
+        self.start_body();
+        if self.failed {
+            return None;
+        }
+        let body_len = self.len - self.body_start.unwrap_or(self.len).min(self.len);
+        let mut prefix = heapless::String::<128>::new();
+        let connection = match (connection, self.close) {
+            (_, true) | (Connection::Close, _) => "Connection: close\r\n",
+            (Connection::KeepAlive, _) => "Connection: keep-alive\r\n",
+            (Connection::Default, _) => "",
+        };
+        write!(
+            prefix,
+            "HTTP/1.1 {} {}\r\nContent-Length: {body_len}\r\n{connection}",
+            self.status,
+            reason(self.status)
+        )
+        .ok()?;
+        let p = prefix.len();
+        let total = self.len.checked_add(p)?;
+        if total > self.buf.len() {
+            return None;
+        }
+        self.buf.copy_within(0..self.len, p);
+        self.buf.get_mut(..p)?.copy_from_slice(prefix.as_bytes());
+        self.len = total;
+        Some(total)
+    }
+}
+
+/// Writes formatted header values.
+struct HeaderValue<'r, 'b>(&'r mut Response<'b>);
+
+impl fmt::Write for HeaderValue<'_, '_> {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.0.push(s.as_bytes());
+        if self.0.failed {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl fmt::Write for Response<'_> {
+    /// Appends to the body.
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        self.body(s.as_bytes());
+        if self.failed {
+            Err(fmt::Error)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefix_is_inserted() {
+        let mut buf = [0u8; 256];
+        let mut r = Response::new(&mut buf);
+        r.header("Content-Type", "text/plain").header("Content-Length", "99");
+        write!(r, "hi {}", 5).unwrap();
+        r.set_status(404);
+        let n = r.finish(Connection::Close).unwrap();
+        assert_eq!(
+            core::str::from_utf8(&buf[..n]).unwrap(),
+            "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nhi 5"
+        );
+    }
+
+    #[test]
+    fn failures() {
+        let mut buf = [0u8; 256];
+        let mut r = Response::new(&mut buf);
+        r.header("X", "a\r\nInjected: 1");
+        assert_eq!(r.finish(Connection::Default), None);
+        r.reset(500);
+        assert!(r.finish(Connection::Default).is_some());
+        let mut small = [0u8; 40];
+        let mut r = Response::new(&mut small);
+        r.body(b"0123456789012345678901234567890123");
+        assert_eq!(r.finish(Connection::Default), None);
+        let mut buf = [0u8; 256];
+        let mut r = Response::new(&mut buf);
+        r.body(b"x").header("Late", "1");
+        assert_eq!(r.finish(Connection::Default), None);
+    }
+}

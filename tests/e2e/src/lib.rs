@@ -1,0 +1,170 @@
+//! Test support: build and spawn the host gateway on a loopback port, talk HTTP to it, and drive the
+//! verification page the way a signed-in user does.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The demo user the gateway example signs in on the verification page (HTTP Basic).
+pub const DEMO_USER: (&str, &str) = ("alice", "wonderland");
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().expect("workspace root")
+}
+
+/// Builds the root crate's examples once and returns the path of the named one's executable.
+pub fn example_bin(name: &str) -> PathBuf {
+    static BINS: OnceLock<Vec<(String, PathBuf)>> = OnceLock::new();
+    let bins = BINS.get_or_init(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let out = Command::new(cargo)
+            .args(["build", "--example", "gateway", "--example", "device", "--message-format=json"])
+            .current_dir(workspace_root())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run cargo build");
+        assert!(out.status.success(), "cargo build of the examples failed");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["target"]["kind"][0] == "example")
+            .filter_map(|v| Some((v["target"]["name"].as_str()?.to_string(), PathBuf::from(v["executable"].as_str()?))))
+            .collect()
+    });
+    bins.iter().find(|(n, _)| n == name).map(|(_, p)| p.clone()).unwrap_or_else(|| panic!("no example {name}"))
+}
+
+/// The `gateway` example's executable.
+pub fn gateway_bin() -> PathBuf {
+    example_bin("gateway")
+}
+
+/// A running gateway on 127.0.0.1 and an ephemeral port; killed when dropped.
+pub struct Gateway {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Gateway {
+    /// Starts the gateway with extra arguments (e.g. `["--device-code-lifetime", "3"]`).
+    pub fn start(extra: &[&str]) -> Gateway {
+        let mut child = Command::new(gateway_bin())
+            .args(["--addr", "127.0.0.1:0"])
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gateway");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).expect("gateway printed nothing in 30 s");
+        let base = first
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| panic!("first line should name the address: {first}"))
+            .trim_end_matches('/')
+            .to_string();
+        let addr = base.trim_start_matches("http://").to_string();
+        Gateway { child, base, addr, lines: rx }
+    }
+
+    /// Log lines printed so far.
+    pub fn log(&self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A raw HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    /// Status code.
+    pub status: u16,
+    /// Header lines as (lower-case name, value).
+    pub headers: Vec<(String, String)>,
+    /// Body.
+    pub body: String,
+}
+
+impl Response {
+    /// The first header with this (lower-case) name.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+    /// The body as JSON.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// One request on a fresh connection (`Connection: close`), read to the end.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    let mut s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    for (n, v) in headers {
+        req.push_str(&format!("{n}: {v}\r\n"));
+    }
+    if method == "POST" {
+        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    s.write_all(req.as_bytes()).unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
+    let mut lines = head.lines();
+    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Response { status, headers, body: body.to_string() }
+}
+
+/// `Authorization: Basic` for the demo user.
+pub fn demo_basic() -> String {
+    // alice:wonderland
+    "Basic YWxpY2U6d29uZGVybGFuZA==".to_string()
+}
+
+/// The value of the hidden `csrf` field of a verification page.
+pub fn csrf_of(html: &str) -> String {
+    let at = html.find("name=\"csrf\"").expect("csrf field");
+    let rest = &html[at..];
+    let v = rest.find("value=\"").expect("csrf value") + 7;
+    rest[v..].split('"').next().unwrap().to_string()
+}
+
+/// Approves (`action = "approve"`) or denies a user code on the verification page as the demo user,
+/// the way the browser form does: GET the page for the code, then POST the form with its CSRF token.
+pub fn decide(addr: &str, user_code: &str, action: &str) -> Response {
+    let basic = demo_basic();
+    let page = http(addr, "GET", &format!("/activate?user_code={user_code}"), &[("Authorization", &basic)], "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let csrf = csrf_of(&page.body);
+    let body = format!("user_code={user_code}&csrf={csrf}&action={action}");
+    http(addr, "POST", "/activate", &[("Authorization", &basic)], &body)
+}
