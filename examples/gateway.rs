@@ -22,6 +22,7 @@
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use oauth2_devices::http::{self, Application, Authorized, Context, HttpConfig, LogEntry, Request, Response, User};
 use oauth2_devices::prelude::*;
+use oauth2_devices::snapshot::max_snapshot_len;
+use oauth2_devices::storage::{FileFlash, SnapshotSlots};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
@@ -41,8 +44,10 @@ const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice
 
 const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
                [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
-               [--max-connections N]
-env: GATEWAY_ADDR (like --addr), GATEWAY_KEY_HEX (32-byte server key in hex; default: random)";
+               [--max-connections N] [--state-dir DIR | --no-state]
+state: grants, tokens and revocations survive restarts in DIR (default ./gateway-state: the server key
+       in DIR/server.key, snapshots in DIR/snapshots.bin); --no-state keeps everything in memory
+env: GATEWAY_ADDR (like --addr), GATEWAY_KEY_HEX (32-byte server key in hex; overrides DIR/server.key)";
 
 #[derive(Debug)]
 struct Options {
@@ -54,6 +59,7 @@ struct Options {
     refresh_token_lifetime: Option<u32>,
     read_timeout: Duration,
     max_connections: usize,
+    state_dir: Option<PathBuf>,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -66,11 +72,16 @@ fn parse_options() -> Result<Options, String> {
         refresh_token_lifetime: None,
         read_timeout: Duration::from_secs(10),
         max_connections: 32,
+        state_dir: Some(PathBuf::from("gateway-state")),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "-h" || arg == "--help" {
             return Err(String::new());
+        }
+        if arg == "--no-state" {
+            o.state_dir = None;
+            continue;
         }
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
@@ -89,27 +100,45 @@ fn parse_options() -> Result<Options, String> {
             "--refresh-token-lifetime" => o.refresh_token_lifetime = Some(num(&flag, value()?)?),
             "--read-timeout" => o.read_timeout = Duration::from_secs(num::<u64>(&flag, value()?)?.max(1)),
             "--max-connections" => o.max_connections = num::<usize>(&flag, value()?)?.max(1),
+            "--state-dir" => o.state_dir = Some(PathBuf::from(value()?)),
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
     Ok(o)
 }
 
-/// The server key: `GATEWAY_KEY_HEX`, or 32 bytes from the OS.
-fn server_key() -> Result<[u8; 32], String> {
+fn parse_key(hex: &str, what: &str) -> Result<[u8; 32], String> {
+    let hex = hex.trim();
     let mut key = [0u8; 32];
-    match std::env::var("GATEWAY_KEY_HEX") {
-        Ok(hex) => {
-            let hex = hex.trim();
-            if hex.len() != 64 || !hex.is_ascii() {
-                return Err("GATEWAY_KEY_HEX must be 64 hexadecimal digits".into());
-            }
-            for (i, byte) in key.iter_mut().enumerate() {
-                *byte =
-                    u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| "GATEWAY_KEY_HEX is not hexadecimal")?;
-            }
-        }
-        Err(_) => getrandom::fill(&mut key).map_err(|e| format!("OS random generator: {e}"))?,
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(format!("{what} must be 64 hexadecimal digits"));
+    }
+    for (i, byte) in key.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| format!("{what} is not hexadecimal"))?;
+    }
+    Ok(key)
+}
+
+/// The server key: `GATEWAY_KEY_HEX`; else the state directory's `server.key` (created on first run,
+/// readable by the owner only); else 32 fresh bytes from the OS.
+fn server_key(state_dir: Option<&Path>) -> Result<[u8; 32], String> {
+    if let Ok(hex) = std::env::var("GATEWAY_KEY_HEX") {
+        return parse_key(&hex, "GATEWAY_KEY_HEX");
+    }
+    let path = state_dir.map(|d| d.join("server.key"));
+    if let Some(hex) = path.as_ref().and_then(|p| std::fs::read_to_string(p).ok()) {
+        return parse_key(&hex, "server.key");
+    }
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| format!("OS random generator: {e}"))?;
+    if let Some(path) = path {
+        let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        file.write_all(hex.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     }
     Ok(key)
 }
@@ -127,6 +156,51 @@ fn unix_now() -> u64 {
 struct Shared {
     provider: GatewayProvider,
     rng: ChaCha20Rng,
+    /// Where snapshots go, and the provider's durable version they last captured.
+    store: Option<(SnapshotSlots<FileFlash>, u32)>,
+}
+
+/// Bytes of flash file: two 16 KiB snapshot slots (a full snapshot of this provider is under 3 KiB).
+const FLASH_LEN: usize = 32 * 1024;
+
+impl Shared {
+    /// Saves a snapshot when the provider's durable state changed since the last one.
+    fn persist(&mut self) {
+        let Some((slots, saved)) = &mut self.store else { return };
+        let version = self.provider.durable_version();
+        if version == *saved {
+            return;
+        }
+        let mut buf = [0u8; max_snapshot_len(32, 32)];
+        let result = self
+            .provider
+            .save(&mut buf)
+            .map_err(|e| e.to_string())
+            .and_then(|n| slots.store(buf.get(..n).unwrap_or_default()).map_err(|e| e.to_string()));
+        match result {
+            Ok(()) => *saved = version,
+            Err(e) => eprintln!("cannot save the state: {e}"),
+        }
+    }
+}
+
+/// Opens the state directory's flash file and restores the newest snapshot into `provider`.
+fn open_state(dir: &Path, provider: &mut GatewayProvider) -> Result<SnapshotSlots<FileFlash>, String> {
+    let flash = FileFlash::open(dir.join("snapshots.bin"), FLASH_LEN).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut slots = SnapshotSlots::new(flash, 0, FLASH_LEN as u32).map_err(|e| e.to_string())?;
+    let mut buf = [0u8; max_snapshot_len(32, 32)];
+    match slots.load(&mut buf) {
+        Ok(None) => println!("state: none yet in {}", dir.display()),
+        Ok(Some(snapshot)) => match provider.restore(unix_now(), snapshot) {
+            Ok(r) if r.clock_was_behind => {
+                println!("state: the clock is behind the snapshot; grants and tokens dropped (see snapshot docs)")
+            }
+            Ok(r) => println!("state: restored {} pending grants and {} token families", r.grants, r.families),
+            Err(e) => println!("state: snapshot refused ({e}); starting empty"),
+        },
+        Err(e) => println!("state: cannot read {} ({e}); starting empty", dir.display()),
+    }
+    Ok(slots)
 }
 
 fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
@@ -153,10 +227,17 @@ fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
     if let Some(v) = opts.refresh_token_lifetime {
         config.refresh_token_lifetime = v;
     }
-    let key = ServerKey::new(1, &server_key()?);
-    let provider =
+    if let Some(dir) = &opts.state_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let key = ServerKey::new(1, &server_key(opts.state_dir.as_deref())?);
+    let mut provider =
         Provider::new(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
-    Ok(Shared { provider, rng })
+    let store = match &opts.state_dir {
+        Some(dir) => Some((open_state(dir, &mut provider)?, provider.durable_version())),
+        None => None,
+    };
+    Ok(Shared { provider, rng, store })
 }
 
 /// The application around the server: one per connection.
@@ -286,9 +367,11 @@ fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>,
     let result = http::serve(cfg, &mut io, &mut input, &mut output, |request, response| {
         let now = unix_now();
         let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let Shared { provider, rng } = &mut *guard;
+        let Shared { provider, rng, .. } = &mut *guard;
         let mut cx = Context { provider, app: &mut app, rng, now, peer: Some(peer) };
-        http::handle(cfg, &mut cx, request, response)
+        let outcome = http::handle(cfg, &mut cx, request, response);
+        guard.persist();
+        outcome
     });
     match result {
         Ok(()) => {}
@@ -367,6 +450,8 @@ fn main() -> ExitCode {
         }
     };
     let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("http://{local}")));
+    // First line, always: scripts and tests wait for it to learn the address.
+    println!("listening on http://{local}");
     let shared = match build(&opts, issuer) {
         Ok(s) => Arc::new(Mutex::new(s)),
         Err(e) => {
@@ -381,7 +466,6 @@ fn main() -> ExitCode {
         ..HttpConfig::new(issuer)
     };
 
-    println!("listening on http://{local}");
     print_help(issuer);
 
     let live = Arc::new(AtomicUsize::new(0));

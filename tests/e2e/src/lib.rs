@@ -54,10 +54,13 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Starts the gateway with extra arguments (e.g. `["--device-code-lifetime", "3"]`).
+    /// Starts the gateway with extra arguments (e.g. `["--device-code-lifetime", "3"]`). Unless they name
+    /// a state directory, it keeps everything in memory (`--no-state`).
     pub fn start(extra: &[&str]) -> Gateway {
+        let state: &[&str] = if extra.contains(&"--state-dir") { &[] } else { &["--no-state"] };
         let mut child = Command::new(gateway_bin())
             .args(["--addr", "127.0.0.1:0"])
+            .args(state)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -72,15 +75,18 @@ impl Gateway {
                 }
             }
         });
-        let first = rx.recv_timeout(Duration::from_secs(30)).expect("gateway printed nothing in 30 s");
+        let mut gateway = Gateway { child, base: String::new(), addr: String::new(), lines: rx };
+        // The address line comes first; anything else (or nothing within 30 s) fails the test, and
+        // dropping `gateway` then kills the process.
+        let first = gateway.lines.recv_timeout(Duration::from_secs(30)).expect("gateway printed nothing in 30 s");
         let base = first
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("first line should name the address: {first}"))
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("first line should be `listening on URL`: {first}"))
             .trim_end_matches('/')
             .to_string();
-        let addr = base.trim_start_matches("http://").to_string();
-        Gateway { child, base, addr, lines: rx }
+        gateway.addr = base.trim_start_matches("http://").to_string();
+        gateway.base = base;
+        gateway
     }
 
     /// Log lines printed so far.

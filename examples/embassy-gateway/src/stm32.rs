@@ -1,0 +1,156 @@
+//! The Nucleo-F767ZI board: 216 MHz from the ST-LINK's 8 MHz clock, the on-chip Ethernet MAC with the
+//! board's LAN8742A PHY (RMII), the hardware RNG, the snapshot in the last two flash sectors, defmt
+//! over RTT.
+//!
+//! Time: the provider's `now` is `epoch + uptime`. Without a clock that survives a reset the epoch is
+//! 0, so after a reboot the provider sees its clock behind the snapshot's and fails safe: it keeps the
+//! serial counter (no code or token is ever reissued) but drops the grants and token families (devices
+//! start a new flow). For continuity across reboots set the epoch from the RTC (kept by VBAT/LSE) or
+//! from SNTP once the network is up, *before* `server::restore` (see `oauth2_devices::snapshot`).
+
+use embassy_executor::Spawner;
+use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
+use embassy_stm32::bind_interrupts;
+use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
+#[cfg(not(feature = "no-oauth"))]
+use embassy_stm32::flash::{Blocking, Flash};
+use embassy_stm32::peripherals::{ETH, ETH_SMA, RNG};
+use embassy_stm32::rng::{self, Rng};
+use embassy_stm32::time::Hertz;
+use embassy_time::Duration;
+#[cfg(not(feature = "no-oauth"))]
+use oauth2_devices::storage::SnapshotSlots;
+use rand_chacha::ChaCha20Rng;
+use rand_core::{RngCore, SeedableRng};
+use static_cell::{ConstStaticCell, StaticCell};
+use {defmt_rtt as _, panic_probe as _};
+
+use crate::config::{self, net};
+use crate::server::{self, ConnBuffers, Settings, Shared};
+
+bind_interrupts!(struct Irqs {
+    ETH => eth::InterruptHandler;
+    RNG => rng::InterruptHandler<RNG>;
+});
+
+type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
+
+static PACKETS: ConstStaticCell<PacketQueue<4, 4>> = ConstStaticCell::new(PacketQueue::new());
+static RESOURCES: ConstStaticCell<StackResources<{ config::SOCKETS + 1 }>> =
+    ConstStaticCell::new(StackResources::new());
+static BUFFERS: ConstStaticCell<[ConnBuffers; config::SOCKETS]> =
+    ConstStaticCell::new([const { ConnBuffers::new() }; config::SOCKETS]);
+static SHARED: StaticCell<Shared> = StaticCell::new();
+static SETTINGS: StaticCell<Settings> = StaticCell::new();
+#[cfg(not(feature = "no-oauth"))]
+static SNAPSHOT: ConstStaticCell<[u8; server::SNAPSHOT_LEN]> = ConstStaticCell::new([0; server::SNAPSHOT_LEN]);
+
+#[embassy_executor::task]
+async fn net_task(mut runner: Runner<'static, Device>) -> ! {
+    runner.run().await
+}
+
+#[cfg(not(feature = "no-oauth"))]
+#[embassy_executor::task]
+async fn persist_task(
+    shared: &'static Shared,
+    mut slots: SnapshotSlots<Flash<'static, Blocking>>,
+    buf: &'static mut [u8],
+) -> ! {
+    // Note: erasing a 256 KiB sector stalls the (single-bank) flash, hence the whole chip, for about a
+    // second; saves happen only when durable state changed (three per device flow, none per poll).
+    server::persist(shared, &mut slots, buf).await
+}
+
+fn clocks() -> embassy_stm32::Config {
+    use embassy_stm32::rcc::*;
+    let mut config = embassy_stm32::Config::default();
+    // The ST-LINK's 8 MHz MCO drives HSE in bypass mode. 8 / 4 * 216 = 432 MHz VCO:
+    // P / 2 = 216 MHz system clock, Q / 9 = 48 MHz for the RNG.
+    config.rcc.hse = Some(Hse { freq: Hertz(8_000_000), mode: HseMode::Bypass });
+    config.rcc.pll_src = PllSource::HSE;
+    config.rcc.pll = Some(Pll {
+        prediv: PllPreDiv::DIV4,
+        mul: PllMul::MUL216,
+        divp: Some(PllPDiv::DIV2),
+        divq: Some(PllQDiv::DIV9),
+        divr: None,
+    });
+    config.rcc.ahb_pre = AHBPrescaler::DIV1;
+    config.rcc.apb1_pre = APBPrescaler::DIV4;
+    config.rcc.apb2_pre = APBPrescaler::DIV2;
+    config.rcc.sys = Sysclk::PLL1_P;
+    config
+}
+
+pub async fn main(spawner: Spawner) {
+    let p = embassy_stm32::init(clocks());
+    defmt::info!("embassy-gateway on STM32F767ZI");
+
+    // The hardware RNG seeds ChaCha20 (the provider's RNG) and the TCP stack.
+    let mut hw_rng = Rng::new(p.RNG, Irqs);
+    let mut seed = [0u8; 32];
+    hw_rng.fill_bytes(&mut seed);
+    let mut rng = ChaCha20Rng::from_seed(seed);
+    drop(hw_rng);
+
+    let device: Device = Ethernet::new(
+        PACKETS.take(),
+        p.ETH,
+        Irqs,
+        p.PA1,  // REF_CLK
+        p.PA7,  // CRS_DV
+        p.PC4,  // RXD0
+        p.PC5,  // RXD1
+        p.PG13, // TXD0
+        p.PB13, // TXD1
+        p.PG11, // TX_EN
+        net::MAC,
+        p.ETH_SMA,
+        p.PA2, // MDIO
+        p.PC1, // MDC
+    );
+    let [a, b, c, d] = net::ADDRESS;
+    let net_config = embassy_net::Config::ipv4_static(StaticConfigV4 {
+        address: Ipv4Cidr::new(Ipv4Address::new(a, b, c, d), net::PREFIX),
+        gateway: net::GATEWAY.map(|[a, b, c, d]| Ipv4Address::new(a, b, c, d)),
+        dns_servers: Default::default(),
+    });
+    let (stack, runner) = embassy_net::new(device, net_config, RESOURCES.take(), rng.next_u64());
+    spawner.spawn(defmt::unwrap!(net_task(runner)));
+
+    #[cfg(not(feature = "no-oauth"))]
+    let shared = {
+        let mut gw =
+            defmt::unwrap!(server::build(oauth2_devices::provider::Config::new(net::VERIFICATION_URI), rng, 0));
+        let flash = Flash::new_blocking(p.FLASH);
+        let mut slots = defmt::unwrap!(SnapshotSlots::new(flash, net::SNAPSHOT_OFFSET, net::SNAPSHOT_LEN));
+        let buf = SNAPSHOT.take();
+        server::restore(&mut gw, &mut slots, buf);
+        let shared: &'static Shared = SHARED.init(Shared::new(gw));
+        spawner.spawn(defmt::unwrap!(persist_task(shared, slots, buf)));
+        shared
+    };
+    #[cfg(feature = "no-oauth")]
+    let shared: &'static Shared = {
+        let _ = rng;
+        SHARED.init(Shared::new())
+    };
+
+    let settings: &'static Settings = SETTINGS.init(Settings {
+        port: net::PORT,
+        read_timeout: Duration::from_secs(config::READ_TIMEOUT_SECS),
+        #[cfg(not(feature = "no-oauth"))]
+        http: oauth2_devices::http::HttpConfig {
+            realm: "oauth2-devices embassy gateway",
+            max_head: config::MAX_HEAD,
+            max_body: config::MAX_BODY,
+            ..oauth2_devices::http::HttpConfig::new(net::ISSUER)
+        },
+    });
+    for (id, bufs) in BUFFERS.take().iter_mut().enumerate() {
+        spawner.spawn(defmt::unwrap!(server::http_task(id, stack, shared, settings, bufs)));
+    }
+    stack.wait_config_up().await;
+    defmt::info!("listening on {} ({} sockets)", net::ISSUER, config::SOCKETS);
+}

@@ -1,0 +1,116 @@
+//! The requests a gateway handles, through the sans-IO core: typed request in, JSON (or a
+//! `WWW-Authenticate` challenge) out. Output buffers are the caller's, so a stack figure measured around
+//! one of these functions is the library's own use.
+
+use core::fmt::Write as _;
+
+use oauth2_devices::heapless;
+use oauth2_devices::prelude::*;
+use oauth2_devices::provider::{DeviceAuthorization, TokenResponse};
+use rand_core::CryptoRng;
+
+/// The sample configuration: the capacities of the gateway example.
+pub type Probe = Provider<FixedClients<4>, FixedGrants<16>, 16, 16>;
+
+/// Scope names.
+pub static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+/// The public client.
+pub const CLIENT_ID: &str = "tv-app";
+/// The confidential client (for introspection and revocation).
+pub const CONFIDENTIAL_ID: &str = "printer";
+/// Its secret.
+pub const SECRET: &str = "s3cret";
+
+/// Credentials of a public client.
+pub fn public(client_id: &str) -> ClientCredentials<'_> {
+    ClientCredentials { client_id, secret: None, method: AuthMethod::None }
+}
+
+/// A provider with a public client (`tv-app`, refresh tokens) and a confidential one (`printer`).
+pub fn provider<R: CryptoRng>(rng: &mut R, key: &[u8; 32], salt: [u8; 16]) -> Option<Probe> {
+    let scopes = ScopeRegistry::new(SCOPES).ok()?;
+    let mut clients = FixedClients::<4>::new();
+    clients.add(Client::public(CLIENT_ID, "Living-room TV").ok()?).ok()?;
+    let secret = SecretHash::with_salt(SECRET, salt);
+    clients.add(Client::confidential(CONFIDENTIAL_ID, "Office printer", secret).ok()?).ok()?;
+    Provider::new(
+        Config::new("https://gw.local/activate"),
+        ServerKey::new(1, key),
+        scopes,
+        clients,
+        FixedGrants::new(),
+        rng,
+    )
+    .ok()
+}
+
+/// `POST /device_authorization`: the codes and their JSON body (or the error's JSON body).
+pub fn device_authorization<R: CryptoRng>(
+    p: &mut Probe,
+    now: u64,
+    req: &DeviceAuthorizationRequest<'_>,
+    rng: &mut R,
+    out: &mut [u8],
+) -> Result<DeviceAuthorization, ErrorCode> {
+    match p.device_authorization(now, req, rng) {
+        Ok(auth) => {
+            p.write_device_authorization(&auth, out).map_err(|_| ErrorCode::ServerError)?;
+            Ok(auth)
+        }
+        Err(e) => {
+            let _ = e.write_json(out);
+            Err(e.code)
+        }
+    }
+}
+
+/// `POST /token`, either grant: the tokens and their JSON body, or the error's JSON body.
+pub fn token(p: &mut Probe, now: u64, req: &TokenRequest<'_>, out: &mut [u8]) -> Result<TokenResponse, ErrorCode> {
+    match p.token(now, req) {
+        Ok(t) => {
+            p.write_token_response(&t, out).map_err(|_| ErrorCode::ServerError)?;
+            Ok(t)
+        }
+        Err(e) => {
+            let _ = e.write_json(out);
+            Err(e.code)
+        }
+    }
+}
+
+/// The verification page's approval of a typed user code.
+pub fn approve(
+    p: &mut Probe,
+    now: u64,
+    user_code: &str,
+    source: &[u8],
+    user: UserId,
+    granted: ScopeSet,
+) -> Result<(), ApproveError> {
+    p.approve(now, user_code, source, user, granted).map(|_| ())
+}
+
+/// A protected resource: checks `Authorization`, and on refusal writes the `WWW-Authenticate` value.
+pub fn check_bearer(
+    p: &Probe,
+    now: u64,
+    authorization: Option<&str>,
+    required: ScopeSet,
+    challenge: &mut heapless::String<192>,
+) -> Result<UserId, BearerError> {
+    match p.check_bearer(now, authorization, required) {
+        Ok(info) => Ok(info.user),
+        Err(e) => {
+            challenge.clear();
+            let _ = p.write_bearer_challenge("gateway", e, required, challenge);
+            Err(e)
+        }
+    }
+}
+
+/// `Authorization: Bearer <token>`.
+pub fn bearer_header(token: &str) -> heapless::String<64> {
+    let mut h = heapless::String::new();
+    let _ = write!(h, "Bearer {token}");
+    h
+}

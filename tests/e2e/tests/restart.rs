@@ -1,0 +1,66 @@
+//! The host gateway keeps its state in files across restarts: an approved grant, issued tokens, refresh
+//! tokens and revocations survive; a spent device code stays spent.
+
+use oauth2_devices_e2e::{decide, http, Gateway};
+
+fn device(gw: &Gateway) -> (String, String) {
+    let r = http(&gw.addr, "POST", "/oauth/device", &[], "client_id=tv-demo&scope=profile");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let v = r.json();
+    (v["device_code"].as_str().unwrap().into(), v["user_code"].as_str().unwrap().into())
+}
+
+fn poll(gw: &Gateway, device_code: &str) -> (u16, serde_json::Value) {
+    let body = format!(
+        "client_id=tv-demo&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={device_code}"
+    );
+    let r = http(&gw.addr, "POST", "/oauth/token", &[], &body);
+    (r.status, r.json())
+}
+
+fn me(gw: &Gateway, token: &str) -> u16 {
+    http(&gw.addr, "GET", "/api/me", &[("Authorization", &format!("Bearer {token}"))], "").status
+}
+
+#[test]
+fn state_survives_a_restart() {
+    let dir = std::env::temp_dir().join(format!("o2d-restart-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let args = ["--state-dir", dir_arg.as_str(), "--interval", "1"];
+
+    let gw = Gateway::start(&args);
+    // A: approved before the restart, exchanged after it.
+    let (a_code, a_user) = device(&gw);
+    assert_eq!(decide(&gw.addr, &a_user, "approve").status, 200);
+    // B: exchanged before the restart; its refresh token used after it.
+    let (b_code, b_user) = device(&gw);
+    assert_eq!(decide(&gw.addr, &b_user, "approve").status, 200);
+    let (status, b_tokens) = poll(&gw, &b_code);
+    assert_eq!(status, 200, "{b_tokens}");
+    // C: exchanged, then revoked before the restart.
+    let (c_code, c_user) = device(&gw);
+    assert_eq!(decide(&gw.addr, &c_user, "approve").status, 200);
+    let (_, c_tokens) = poll(&gw, &c_code);
+    let c_access = c_tokens["access_token"].as_str().unwrap();
+    let revoke = format!("client_id=tv-demo&token={c_access}");
+    assert_eq!(http(&gw.addr, "POST", "/oauth/revoke", &[], &revoke).status, 200);
+    drop(gw);
+    assert!(dir.join("server.key").exists() && dir.join("snapshots.bin").exists());
+
+    let gw = Gateway::start(&args);
+    let (status, a_tokens) = poll(&gw, &a_code);
+    assert_eq!(status, 200, "approved before the restart: {a_tokens}");
+    assert_eq!(me(&gw, a_tokens["access_token"].as_str().unwrap()), 200);
+    assert_eq!(me(&gw, b_tokens["access_token"].as_str().unwrap()), 200);
+    let refresh = format!(
+        "client_id=tv-demo&grant_type=refresh_token&refresh_token={}",
+        b_tokens["refresh_token"].as_str().unwrap()
+    );
+    assert_eq!(http(&gw.addr, "POST", "/oauth/token", &[], &refresh).status, 200);
+    assert_eq!(me(&gw, c_access), 401, "revoked before the restart stays revoked");
+    let (status, v) = poll(&gw, &b_code);
+    assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")), "a spent code stays spent");
+    drop(gw);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
