@@ -16,7 +16,8 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use base64ct::{Base64, Encoding};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use serde_json::Value;
 
 struct Args {
@@ -113,7 +114,8 @@ fn run() -> Result<i32, String> {
         Some(secret) => {
             let raw = format!("{}:{}", encode(&a.client), encode(secret));
             let mut buf = vec![0u8; raw.len() * 4 / 3 + 4];
-            let creds = Base64::encode(raw.as_bytes(), &mut buf).map_err(|e| e.to_string())?.to_string();
+            let n = STANDARD.encode_slice(raw.as_bytes(), &mut buf).map_err(|e| e.to_string())?;
+            let creds = String::from_utf8_lossy(&buf[..n]).into_owned();
             (vec![("Authorization", format!("Basic {creds}"))], String::new())
         }
         None => (vec![], format!("client_id={}&", encode(&a.client))),

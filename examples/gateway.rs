@@ -12,7 +12,7 @@
 //! password `wonderland` (user id 1), who signs in on the verification page with HTTP Basic. `GET /api/me`
 //! is a protected route that needs the `profile` scope. On start it prints `listening on http://ADDR`
 //! (first line) and the curl commands of a whole flow; then one line per request:
-//! `METHOD PATH STATUS PEER`.
+//! `METHOD PATH STATUS PEER` (written in batches by a background thread, at most 0.1 s late).
 //!
 //! Options (all optional): `--addr HOST:PORT` (or `GATEWAY_ADDR`), `--issuer URL` (default: from the
 //! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
@@ -296,17 +296,69 @@ impl Application for Gateway {
     }
 
     fn on_response(&mut self, e: &LogEntry<'_>) {
-        let dash = |s: &str| if s.is_empty() { "-".to_owned() } else { s.to_owned() };
-        println!("{} {} {} {}", dash(e.method), dash(e.path), e.status, self.peer);
+        fn dash(s: &str) -> &str {
+            if s.is_empty() {
+                "-"
+            } else {
+                s
+            }
+        }
+        log_line(format_args!("{} {} {} {}", dash(e.method), dash(e.path), e.status, self.peer));
     }
+}
+
+/// The access log's lines not yet written. A line costs a format into this buffer under its lock; a
+/// background thread ([`spawn_log_writer`]) writes them to stdout every [`LOG_FLUSH_EVERY`], so
+/// requests make no `write(2)` of their own (a line appears at most that much later; lines still
+/// pending when the process is killed are lost).
+static LOG: Mutex<Vec<u8>> = Mutex::new(Vec::new());
+const LOG_FLUSH_EVERY: Duration = Duration::from_millis(100);
+/// Above this many pending bytes, the line's writer flushes them itself.
+const LOG_HIGH_WATER: usize = 64 * 1024;
+
+fn log_line(line: std::fmt::Arguments<'_>) {
+    let mut pending = LOG.lock().unwrap_or_else(PoisonError::into_inner);
+    let _ = pending.write_fmt(line);
+    pending.push(b'\n');
+    if pending.len() >= LOG_HIGH_WATER {
+        let full = std::mem::take(&mut *pending);
+        drop(pending);
+        write_log(&full);
+    }
+}
+
+fn write_log(bytes: &[u8]) {
+    let mut out = io::stdout().lock();
+    let _ = out.write_all(bytes);
+    let _ = out.flush();
+}
+
+fn spawn_log_writer() {
+    let _ = std::thread::Builder::new().name("access log".into()).spawn(|| {
+        let mut spare = Vec::new();
+        loop {
+            std::thread::sleep(LOG_FLUSH_EVERY);
+            std::mem::swap(&mut *LOG.lock().unwrap_or_else(PoisonError::into_inner), &mut spare);
+            if !spare.is_empty() {
+                write_log(&spare);
+                spare.clear();
+            }
+        }
+    });
 }
 
 /// A TCP stream whose reads fail once `timeout` has passed since the last response (or the accept):
 /// an idle connection, or a request that dribbles in, is dropped after `timeout` in all.
+///
+/// The socket's read timeout is re-armed (a `setsockopt`) only when the one armed would let a read
+/// block more than `timeout / 100` past the deadline (or is under half of what is left): on a keep-alive
+/// connection whose requests arrive whole, that is about once per connection, not once per read.
 struct DeadlineStream<'s> {
     stream: &'s TcpStream,
     timeout: Duration,
     deadline: Instant,
+    /// The read timeout set on the socket, if any.
+    armed: Option<Duration>,
     /// Bytes arrived since the last response: a timeout now cuts a request short (else it is idle).
     partial: bool,
 }
@@ -317,20 +369,27 @@ impl embedded_io::ErrorType for DeadlineStream<'_> {
 
 impl embedded_io::Read for DeadlineStream<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"));
-        }
-        self.stream.set_read_timeout(Some(left))?;
-        match (&mut &*self.stream).read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"))
+        loop {
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"));
             }
-            Ok(n) => {
-                self.partial |= n > 0;
-                Ok(n)
+            // Re-arm if the armed timeout could overshoot the deadline, or is far shorter than what is
+            // left (it would wake the loop below for nothing).
+            if self.armed.is_none_or(|armed| armed > left + self.timeout / 100 || armed < left / 2) {
+                self.stream.set_read_timeout(Some(left))?;
+                self.armed = Some(left);
             }
-            Err(e) => Err(e),
+            match (&mut &*self.stream).read(buf) {
+                // The armed timeout may be shorter than what is left (armed for an earlier request):
+                // the loop tries again until the deadline itself has passed.
+                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Ok(n) => {
+                    self.partial |= n > 0;
+                    return Ok(n);
+                }
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -360,7 +419,8 @@ fn linger(stream: &TcpStream) {
 fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>, cfg: &HttpConfig, timeout: Duration) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(timeout));
-    let mut io = DeadlineStream { stream: &stream, timeout, deadline: Instant::now() + timeout, partial: false };
+    let mut io =
+        DeadlineStream { stream: &stream, timeout, deadline: Instant::now() + timeout, armed: None, partial: false };
     let mut input = vec![0u8; cfg.input_buffer_len()];
     let mut output = vec![0u8; 8 * 1024];
     let mut app = Gateway { peer };
@@ -378,7 +438,7 @@ fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>,
         // An idle keep-alive connection timing out is normal; a request cut short is worth a line.
         Err(http::ServeError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
             if io.partial {
-                println!("- - timeout {peer}");
+                log_line(format_args!("- - timeout {peer}"));
             }
         }
         Err(http::ServeError::Io(e))
@@ -467,6 +527,7 @@ fn main() -> ExitCode {
     };
 
     print_help(issuer);
+    spawn_log_writer();
 
     let live = Arc::new(AtomicUsize::new(0));
     for stream in listener.incoming() {
@@ -480,7 +541,7 @@ fn main() -> ExitCode {
         let Ok(peer) = stream.peer_addr() else { continue };
         if live.fetch_add(1, Ordering::SeqCst) >= opts.max_connections {
             live.fetch_sub(1, Ordering::SeqCst);
-            println!("- - 503 {peer}");
+            log_line(format_args!("- - 503 {peer}"));
             let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
             let _ = (&stream).write_all(
                 b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",

@@ -128,8 +128,15 @@ fn hex(b: u8) -> Option<u8> {
 
 /// Percent- and plus-decodes `buf` in place and returns the decoded prefix as UTF-8.
 pub fn decode_in_place(buf: &mut [u8]) -> Result<&str, FormError> {
-    let mut r = 0;
-    let mut w = 0;
+    // Most values (client ids, codes, tokens) have nothing to decode: then only UTF-8 needs checking and
+    // nothing is rewritten. Otherwise the bytes before the first `%` or `+` stay where they are, so
+    // decoding starts there.
+    let Some(first) = buf.iter().position(|&b| b == b'%' || b == b'+') else {
+        let plain: &[u8] = buf;
+        return core::str::from_utf8(plain).map_err(|_| FormError::NotUtf8);
+    };
+    let mut r = first;
+    let mut w = first;
     while let Some(&b) = buf.get(r) {
         let out = match b {
             b'+' => {

@@ -5,7 +5,8 @@
 //! id and secret form-urlencoded inside the base64), the body (`client_secret_post`), or `client_id`
 //! alone (a public client, RFC 8628 §3.1). Using two methods at once is `invalid_request`.
 
-use base64ct::{Base64, Encoding};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 use crate::error::{ErrorCode, OAuthError};
 use crate::form::{decode_in_place, Form};
@@ -57,7 +58,7 @@ pub fn parse_basic<'a>(header: &str, scratch: &'a mut [u8]) -> Result<Option<Bas
         return Ok(None);
     }
     let bad = OAuthError::invalid_client("malformed Basic credentials");
-    let n = Base64::decode(rest.trim_matches(' '), &mut *scratch).map_err(|_| bad)?.len();
+    let n = STANDARD.decode_slice(rest.trim_matches(' '), &mut *scratch).map_err(|_| bad)?;
     let decoded = scratch.get_mut(..n).ok_or(bad)?;
     let colon = decoded.iter().position(|&b| b == b':').ok_or(bad)?;
     let (id, secret) = decoded.split_at_mut(colon);
@@ -221,7 +222,8 @@ mod tests {
         // "my%20client:s%3Acret" base64
         let mut scratch = [0u8; 64];
         let mut enc = [0u8; 64];
-        let header_b64 = Base64::encode(b"my%20client:s%3Acret", &mut enc).unwrap();
+        let n = STANDARD.encode_slice(b"my%20client:s%3Acret", &mut enc).unwrap();
+        let header_b64 = core::str::from_utf8(&enc[..n]).unwrap();
         let mut header = heapless::String::<80>::new();
         header.push_str("basic  ").unwrap();
         header.push_str(header_b64).unwrap();
@@ -230,7 +232,8 @@ mod tests {
         assert_eq!(c.secret, Some("s:cret"));
         assert_eq!(parse_basic("Bearer x", &mut scratch).unwrap(), None);
         assert!(parse_basic("Basic !!!", &mut scratch).is_err());
-        let no_colon = Base64::encode(b"abc", &mut enc).unwrap();
+        let n = STANDARD.encode_slice(b"abc", &mut enc).unwrap();
+        let no_colon = core::str::from_utf8(&enc[..n]).unwrap();
         let mut h = heapless::String::<80>::new();
         h.push_str("Basic ").unwrap();
         h.push_str(no_colon).unwrap();

@@ -28,9 +28,7 @@
 //! registry can never re-attribute a token), then the expiry, then one O(1) look-up of the family slot
 //! for revocation: no token table is kept.
 
-use base64ct::{Base64UrlUnpadded, Encoding};
-
-use crate::code::encode_b64;
+use crate::code::{decode_b64, encode_b64};
 use crate::key::{Domain, KeyRing, ServerKey, TAG_LEN};
 use crate::scope::ScopeSet;
 
@@ -104,7 +102,7 @@ fn u16_at(buf: &[u8], at: usize) -> u16 {
 
 /// Decodes base64url into `raw`, checks length and tag, and returns (body, mac).
 fn open<'a>(token: &str, raw: &'a mut [u8], tag: u8) -> Option<(&'a [u8], &'a [u8])> {
-    let bytes = Base64UrlUnpadded::decode(token, raw).ok()?;
+    let bytes = decode_b64(token, raw)?;
     if bytes.len() != raw_len(tag) || bytes.first() != Some(&tag) {
         return None;
     }

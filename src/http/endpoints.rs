@@ -382,3 +382,63 @@ fn bearer_guard<C, G, const F: usize, const S: usize, A, R>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::prelude::*;
+    use rand_core::SeedableRng;
+
+    struct NoUsers;
+    impl Application for NoUsers {
+        fn user(&mut self, _req: &Request<'_>) -> Option<super::super::User> {
+            None
+        }
+    }
+
+    /// The one-parse path (head ending in CRLF CRLF) and the framing path (bare LF) answer alike, and
+    /// pipelined or partial input is consumed the same way.
+    #[test]
+    fn heads_parsed_once_or_framed_answer_alike() {
+        static SCOPES: &[&str] = &["profile"];
+        let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+        let mut clients = FixedClients::<2>::new();
+        clients.add(Client::public("tv", "TV").unwrap()).unwrap();
+        let mut provider: Provider<FixedClients<2>, FixedGrants<8>, 8, 8> = Provider::new(
+            Config::new("http://gw.local/activate"),
+            ServerKey::new(1, &[7; 32]),
+            ScopeRegistry::new(SCOPES).unwrap(),
+            clients,
+            FixedGrants::new(),
+            &mut rng,
+        )
+        .unwrap();
+        let cfg = HttpConfig::new("http://gw.local");
+        let mut serve = |raw: &str| {
+            let mut input = raw.as_bytes().to_vec();
+            let mut output = [0u8; 2048];
+            let mut cx = Context { provider: &mut provider, app: &mut NoUsers, rng: &mut rng, now: 100, peer: None };
+            match handle(&cfg, &mut cx, &mut input, &mut output) {
+                Outcome::NeedMore => None,
+                Outcome::Respond(s) => Some((s.status, s.consumed, s.keep_alive)),
+            }
+        };
+        let body = "client_id=tv&scope=profile";
+        let crlf = format!(
+            "POST /oauth/device HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let lf = crlf.replace("\r\n", "\n");
+        assert_eq!(serve(&crlf), Some((200, crlf.len(), true)));
+        assert_eq!(serve(&lf), Some((200, lf.len(), true)));
+        assert_eq!(serve(&format!("{crlf}GET / HT")), Some((200, crlf.len(), true)));
+        assert_eq!(serve(&crlf[..crlf.len() - 3]), None);
+        assert_eq!(serve("GET / HTTP/1.1\r\n"), None);
+        let no_host = "GET / HTTP/1.1\r\n\r\n";
+        assert_eq!(serve(no_host), Some((400, no_host.len(), false)));
+        let too_long = "POST /oauth/device HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n\r\n";
+        assert_eq!(serve(too_long), Some((413, too_long.len(), false)));
+        let bad = "GET / HTTP/1.1\r\nBad Header\r\n\r\n";
+        assert_eq!(serve(bad), Some((400, bad.len(), false)));
+    }
+}

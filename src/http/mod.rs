@@ -124,7 +124,8 @@ pub use endpoints::{handle, Context, Outcome, Served};
 pub use request::{frame, Frame, Reject, Request, MAX_HEADERS};
 pub use response::Response;
 
-use base64ct::{Base64, Encoding};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 
 /// The smallest output buffer [`handle`] is designed for: the verification page, the metadata document
 /// and every JSON response fit in it (the page is the largest, under 3 KiB with long names).
@@ -198,6 +199,6 @@ pub fn basic_auth<'s>(value: &str, scratch: &'s mut [u8]) -> Option<(&'s str, &'
     if !scheme.eq_ignore_ascii_case("basic") {
         return None;
     }
-    let decoded = Base64::decode(rest.trim_matches(' '), scratch).ok()?;
-    core::str::from_utf8(decoded).ok()?.split_once(':')
+    let n = STANDARD.decode_slice(rest.trim_matches(' '), &mut *scratch).ok()?;
+    core::str::from_utf8(scratch.get(..n)?).ok()?.split_once(':')
 }

@@ -2,12 +2,12 @@
 
 use core::fmt::{self, Write as _};
 
-use base64ct::{Base64UrlUnpadded, Encoding};
 use rand_core::CryptoRng;
 
 use super::endpoints::{method_not_allowed, Context};
 use super::{Application, HttpConfig, Request, Response, User};
 use crate::client::ClientRegistry;
+use crate::code::{decode_b64, encode_b64};
 use crate::form::Form;
 use crate::grant::GrantStore;
 use crate::key::TAG_LEN;
@@ -139,8 +139,8 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
     };
     let session = session(&user);
     let provider = &mut *cx.provider;
-    let mut csrf_buf = [0u8; 24];
-    let csrf = Base64UrlUnpadded::encode(&provider.csrf_tag(session.as_bytes()), &mut csrf_buf).unwrap_or_default();
+    let csrf_buf: heapless::String<24> = encode_b64(&provider.csrf_tag(session.as_bytes()));
+    let csrf = csrf_buf.as_str();
 
     if !post {
         let mut query = [0u8; MAX_QUERY];
@@ -175,10 +175,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
         );
     };
     let mut tag = [0u8; TAG_LEN];
-    let tag_ok = form
-        .get("csrf")
-        .and_then(|t| Base64UrlUnpadded::decode(t, &mut tag).ok().map(|t| t.len() == TAG_LEN))
-        .unwrap_or(false);
+    let tag_ok = form.get("csrf").and_then(|t| decode_b64(t, &mut tag).map(|t| t.len() == TAG_LEN)).unwrap_or(false);
     if !tag_ok || !provider.verify_csrf_tag(session.as_bytes(), &tag) {
         res.set_status(403);
         let msg = Message::err("Form expired", "Reload the page and try again.");

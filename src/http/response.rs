@@ -115,11 +115,19 @@ impl<'b> Response<'b> {
     /// Adds a header. `Content-Length`, `Transfer-Encoding` and `Connection` are the server's and are
     /// ignored.
     pub fn header(&mut self, name: &str, value: &str) -> &mut Self {
-        self.header_fmt(name, format_args!("{value}"))
+        self.header_with(name, |r| r.push(value.as_bytes()))
     }
 
     /// Adds a header whose value is formatted.
     pub fn header_fmt(&mut self, name: &str, value: fmt::Arguments<'_>) -> &mut Self {
+        self.header_with(name, |r| {
+            if HeaderValue(r).write_fmt(value).is_err() {
+                r.failed = true;
+            }
+        })
+    }
+
+    fn header_with(&mut self, name: &str, value: impl FnOnce(&mut Self)) -> &mut Self {
         if ["content-length", "transfer-encoding", "connection"].iter().any(|n| name.eq_ignore_ascii_case(n)) {
             return self;
         }
@@ -130,9 +138,7 @@ impl<'b> Response<'b> {
         self.push(name.as_bytes());
         self.push(b": ");
         let start = self.len;
-        if HeaderValue(self).write_fmt(value).is_err() {
-            self.failed = true;
-        }
+        value(self);
         let written = self.buf.get(start..self.len).unwrap_or_default();
         if written.iter().any(|&b| b == b'\r' || b == b'\n' || b == 0) {
             self.failed = true;
@@ -189,29 +195,50 @@ impl<'b> Response<'b> {
             return None;
         }
         let body_len = self.len - self.body_start.unwrap_or(self.len).min(self.len);
-        let mut prefix = heapless::String::<128>::new();
         let connection = match (connection, self.close) {
             (_, true) | (Connection::Close, _) => "Connection: close\r\n",
             (Connection::KeepAlive, _) => "Connection: keep-alive\r\n",
             (Connection::Default, _) => "",
         };
-        write!(
-            prefix,
-            "HTTP/1.1 {} {}\r\nContent-Length: {body_len}\r\n{connection}",
-            self.status,
-            reason(self.status)
-        )
-        .ok()?;
+        // `HTTP/1.1 <status> <reason>\r\nContent-Length: <n>\r\n<connection>`, without `core::fmt`.
+        let mut prefix = heapless::Vec::<u8, 128>::new();
+        let (mut status, mut number) = ([0u8; 20], [0u8; 20]);
+        let parts: [&[u8]; 7] = [
+            b"HTTP/1.1 ",
+            decimal(self.status.into(), &mut status),
+            b" ",
+            reason(self.status).as_bytes(),
+            b"\r\nContent-Length: ",
+            decimal(body_len, &mut number),
+            b"\r\n",
+        ];
+        for part in parts.iter().chain(&[connection.as_bytes()]) {
+            prefix.extend_from_slice(part).ok()?;
+        }
         let p = prefix.len();
         let total = self.len.checked_add(p)?;
         if total > self.buf.len() {
             return None;
         }
         self.buf.copy_within(0..self.len, p);
-        self.buf.get_mut(..p)?.copy_from_slice(prefix.as_bytes());
+        self.buf.get_mut(..p)?.copy_from_slice(&prefix);
         self.len = total;
         Some(total)
     }
+}
+
+/// `n` in decimal, written at the end of `digits`.
+fn decimal(mut n: usize, digits: &mut [u8; 20]) -> &[u8] {
+    let mut at = digits.len();
+    while let Some(d) = at.checked_sub(1).and_then(|i| digits.get_mut(i)) {
+        *d = b'0' + (n % 10) as u8;
+        at -= 1;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    digits.get(at..).unwrap_or_default()
 }
 
 /// Writes formatted header values.

@@ -4,7 +4,8 @@
 
 use std::fmt::Write as _;
 
-use base64ct::{Base64, Encoding};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use oauth2_devices::http::{
     self, Application, Authorized, Context, HttpConfig, LogEntry, Outcome, Request, Response, User,
 };
@@ -203,7 +204,8 @@ pub fn post_form_with(path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u
 pub fn basic(user: &str, password: &str) -> String {
     let raw = format!("{user}:{password}");
     let mut buf = vec![0u8; raw.len() * 2 + 4];
-    format!("Basic {}", Base64::encode(raw.as_bytes(), &mut buf).unwrap())
+    let n = STANDARD.encode_slice(raw.as_bytes(), &mut buf).unwrap();
+    format!("Basic {}", std::str::from_utf8(&buf[..n]).unwrap())
 }
 
 /// A parsed response.
