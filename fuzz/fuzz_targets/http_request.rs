@@ -1,0 +1,34 @@
+//! One call of the sans-IO HTTP handler on arbitrary bytes (which may hold a partial request or
+//! several pipelined ones): `frame` and `handle` agree on what is incomplete, nothing is consumed past
+//! the input or written past the output, and what is written is one well-formed HTTP/1.1 response whose
+//! status is the one reported.
+#![no_main]
+
+#[path = "http_common.rs"]
+mod common;
+
+use libfuzzer_sys::fuzz_target;
+use oauth2_devices::http::{self, Context, Frame, Outcome};
+
+fuzz_target!(|data: &[u8]| {
+    let cfg = common::config();
+    let mut w = common::world();
+    let mut app = common::FuzzApp;
+    let mut input = data.to_vec();
+    let framed = http::frame(&cfg, &input);
+    let mut output = vec![0u8; http::MIN_OUTPUT_LEN];
+    let mut cx = Context { provider: &mut w.provider, app: &mut app, rng: &mut w.rng, now: 1001, peer: None };
+    match http::handle(&cfg, &mut cx, &mut input, &mut output) {
+        Outcome::NeedMore => assert_eq!(framed, Frame::Incomplete, "NeedMore only for an incomplete request"),
+        Outcome::Respond(s) => {
+            assert_ne!(framed, Frame::Incomplete);
+            assert!(s.consumed <= data.len() && s.consumed > 0 || !s.keep_alive);
+            assert!(s.written <= output.len());
+            let statuses = common::check_responses(&output[..s.written]);
+            assert_eq!(statuses, vec![s.status]);
+            if let Frame::Reject(_) = framed {
+                assert!(!s.keep_alive, "a framing error closes the connection");
+            }
+        }
+    }
+});
