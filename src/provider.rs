@@ -24,7 +24,7 @@ use crate::grant::{GrantState, GrantStore, PendingGrant};
 use crate::key::{Domain, KeyRing, ServerKey};
 use crate::limit::{AttemptLimiter, LimitConfig};
 use crate::request::{ClientCredentials, DeviceAuthorizationRequest, Grant, TokenQuery, TokenRequest};
-use crate::response::{json_safe, to_slice, DeviceAuthorizationBody, IntrospectionBody, Raw, ScopeStr, TokenBody};
+use crate::response::{to_slice, DeviceAuthorizationBody, IntrospectionBody, ScopeStr, TokenBody};
 use crate::scope::{ScopeRegistry, ScopeSet};
 use crate::token::{AccessClaims, AccessToken, RefreshClaims, RefreshToken};
 
@@ -766,27 +766,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
 
     /// Writes the JSON body of a successful token response (RFC 6749 §5.1).
     pub fn write_token_response(&self, tokens: &TokenResponse, out: &mut [u8]) -> Result<usize, BufferTooSmall> {
-        let refresh = tokens.refresh_token.as_deref();
-        if !json_safe(&tokens.access_token) || !refresh.is_none_or(json_safe) {
-            // Not tokens of this crate (a hand-built `TokenResponse`): let serde-json-core escape them.
-            let body = TokenBody {
-                access_token: &tokens.access_token,
-                token_type: "Bearer",
-                expires_in: tokens.expires_in,
-                refresh_token: refresh,
-                scope: ScopeStr(&self.scopes, tokens.scopes),
-            };
-            return to_slice(&body, out);
-        }
-        // Escape-free (see `Raw`): base64url tokens, a number, registered (NQCHAR) scope names.
-        let mut w = Raw::new(out);
-        w.raw(b"{\"access_token\":").str(&tokens.access_token);
-        w.raw(b",\"token_type\":\"Bearer\",\"expires_in\":").u32(tokens.expires_in);
-        if let Some(refresh) = refresh {
-            w.raw(b",\"refresh_token\":").str(refresh);
-        }
-        w.raw(b",\"scope\":").scopes(&self.scopes, tokens.scopes).raw(b"}");
-        w.finish()
+        let body = TokenBody {
+            access_token: &tokens.access_token,
+            token_type: "Bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token.as_deref(),
+            scope: ScopeStr(&self.scopes, tokens.scopes),
+        };
+        to_slice(&body, out)
     }
 
     // ----- protected resources (RFC 6750) -----
