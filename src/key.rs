@@ -29,7 +29,6 @@ pub(crate) enum Domain {
     /// Anti-CSRF token of the verification page.
     Csrf = b'C',
     /// Integrity of a persisted snapshot.
-    #[allow(dead_code)]
     Snapshot = b'P',
 }
 
