@@ -105,15 +105,18 @@ pub fn provider<R: CryptoRng + ?Sized>(rng: &mut R) -> Result<FuzzProvider, Setu
 }
 
 /// A key ring holding the same keys as a provider's, for checking what it issues independently.
-pub fn key_ring<C, G, const F: usize, const S: usize>(p: &Provider<C, G, F, S>) -> &KeyRing {
-    &p.keys
+pub fn key_ring<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
+    p: &Provider<C, G, F, S>,
+) -> &KeyRing {
+    p.keys()
 }
 
 /// Every occupied grant slot (expired grants included), as `(slot, grant)`.
 pub fn grant_table<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
     p: &Provider<C, G, F, S>,
 ) -> impl Iterator<Item = (usize, PendingGrant)> + '_ {
-    (0..p.grants.capacity()).filter_map(move |slot| p.grants.get(slot).map(|g| (slot, *g)))
+    let grants = p.grants();
+    (0..grants.capacity()).filter_map(move |slot| grants.get(slot).map(|g| (slot, *g)))
 }
 
 /// A read-only copy of one token family.
@@ -138,30 +141,31 @@ pub struct FamilyView {
 }
 
 /// Every occupied family slot (expired families included).
-pub fn family_table<C, G, const F: usize, const S: usize>(
+pub fn family_table<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
     p: &Provider<C, G, F, S>,
 ) -> impl Iterator<Item = FamilyView> + '_ {
-    p.families.iter().enumerate().filter_map(|(slot, f)| {
-        f.map(|f| FamilyView {
-            slot,
-            serial: f.serial,
-            expires_at: f.expires_at,
-            user: f.user,
-            scopes: f.scopes,
-            counter: f.counter,
-            client: f.client,
-            refresh: f.refresh,
-        })
+    p.families().iter().map(|(slot, f)| FamilyView {
+        slot,
+        serial: f.serial,
+        expires_at: f.expires_at,
+        user: f.user,
+        scopes: f.scopes,
+        counter: f.counter,
+        client: f.client,
+        refresh: f.refresh,
     })
 }
 
 /// The serial the next grant will get.
-pub fn next_serial<C, G, const F: usize, const S: usize>(p: &Provider<C, G, F, S>) -> u32 {
-    p.next_serial
+pub fn next_serial<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(p: &Provider<C, G, F, S>) -> u32 {
+    p.next_serial()
 }
 
 /// The integrity tag `Provider::save` would append to a snapshot `body` (everything before the tag),
 /// under the provider's current key: lets a target alter a real snapshot and still reach the decoder.
-pub fn sign_snapshot<C, G, const F: usize, const S: usize>(p: &Provider<C, G, F, S>, body: &[u8]) -> [u8; TAG_LEN] {
-    p.keys.current().tag(Domain::Snapshot, &[body])
+pub fn sign_snapshot<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
+    p: &Provider<C, G, F, S>,
+    body: &[u8],
+) -> [u8; TAG_LEN] {
+    p.keys().current().tag(Domain::Snapshot, &[body])
 }

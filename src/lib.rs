@@ -77,7 +77,7 @@
 //!     .device_authorization(0, &DeviceAuthorizationRequest { client: tv, scope: Some("profile") }, &mut rng)
 //!     .unwrap();
 //! let mut json = [0u8; 512];
-//! let n = provider.write_device_authorization(&auth, &mut json).unwrap();
+//! let n = auth.write_json(provider.config(), &mut json).unwrap();
 //! assert!(core::str::from_utf8(&json[..n]).unwrap().contains("\"interval\":5"));
 //!
 //! // 2. It polls: pending.
@@ -118,6 +118,7 @@ mod fmt;
 pub mod client;
 pub mod code;
 pub mod error;
+mod family;
 pub mod form;
 pub mod grant;
 #[cfg(feature = "http")]

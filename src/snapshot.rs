@@ -33,9 +33,10 @@ use core::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::client::ClientRegistry;
+use crate::family::Family;
 use crate::grant::{GrantStore, PendingGrant};
 use crate::key::{Domain, TAG_LEN};
-use crate::provider::{secs, Family, Provider};
+use crate::provider::{secs, Provider};
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"O2DS";
@@ -147,15 +148,17 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// Writes a snapshot of the durable state into `out` and returns its length. Grants and families
     /// that have expired by the provider's clock are left out.
     pub fn save(&self, out: &mut [u8]) -> Result<usize, SnapshotError> {
-        let now = self.clock;
-        let live_grant = |slot: usize| self.grants.get(slot).filter(|g| !g.is_expired(now)).copied();
-        let grants = (0..self.grants.capacity()).filter(|&s| live_grant(s).is_some()).count();
-        let families = self.families.iter().flatten().filter(|f| now < f.expires_at).count();
+        let now = self.clock();
+        let table = self.grants();
+        let live_grant = |slot: usize| table.get(slot).filter(|g| !g.is_expired(now)).copied();
+        let grants = (0..table.capacity()).filter(|&s| live_grant(s).is_some()).count();
+        let live_families = || self.families().iter().filter(|(_, f)| f.is_live(now));
+        let families = live_families().count();
         let header = Header {
             version: SNAPSHOT_VERSION,
-            key_id: self.keys.current().id(),
-            clock: self.clock,
-            next_serial: self.next_serial,
+            key_id: self.keys().current().id(),
+            clock: now,
+            next_serial: self.next_serial(),
             grants: u16::try_from(grants).map_err(|_| SnapshotError::CapacityExceeded)?,
             families: u16::try_from(families).map_err(|_| SnapshotError::CapacityExceeded)?,
         };
@@ -163,20 +166,18 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         magic.copy_from_slice(&SNAPSHOT_MAGIC);
         let mut pos = 4;
         put(&header, out, &mut pos)?;
-        for slot in 0..self.grants.capacity() {
+        for slot in 0..table.capacity() {
             if let Some(grant) = live_grant(slot) {
                 let slot = u16::try_from(slot).map_err(|_| SnapshotError::CapacityExceeded)?;
                 put(&GrantRecord { slot, grant }, out, &mut pos)?;
             }
         }
-        for (slot, family) in self.families.iter().enumerate() {
-            if let Some(family) = family.filter(|f| now < f.expires_at) {
-                let slot = u16::try_from(slot).map_err(|_| SnapshotError::CapacityExceeded)?;
-                put(&FamilyRecord { slot, family }, out, &mut pos)?;
-            }
+        for (slot, family) in live_families() {
+            let slot = u16::try_from(slot).map_err(|_| SnapshotError::CapacityExceeded)?;
+            put(&FamilyRecord { slot, family }, out, &mut pos)?;
         }
         let body = out.get(..pos).ok_or(SnapshotError::BufferTooSmall)?;
-        let tag = self.keys.current().tag(Domain::Snapshot, &[body]);
+        let tag = self.keys().current().tag(Domain::Snapshot, &[body]);
         let dst = out.get_mut(pos..pos + TAG_LEN).ok_or(SnapshotError::BufferTooSmall)?;
         dst.copy_from_slice(&tag);
         Ok(pos + TAG_LEN)
@@ -202,20 +203,21 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             None => return Err(SnapshotError::Truncated),
         }
         let header: Header = take(&mut records)?;
-        let key = self.keys.get(header.key_id).ok_or(SnapshotError::UnknownKey(header.key_id))?;
+        let key = self.keys().get(header.key_id).ok_or(SnapshotError::UnknownKey(header.key_id))?;
         if !key.verify(Domain::Snapshot, &[body], tag) {
             return Err(SnapshotError::BadTag);
         }
         // Pass 1: validate everything before touching the provider.
         let grant_count = usize::from(header.grants);
         let family_count = usize::from(header.families);
-        if grant_count > self.grants.capacity() || family_count > F {
+        let capacity = self.grants().capacity();
+        if grant_count > capacity || family_count > F {
             return Err(SnapshotError::CapacityExceeded);
         }
         let mut check = records;
         for _ in 0..grant_count {
             let r: GrantRecord = take(&mut check)?;
-            if usize::from(r.slot) >= self.grants.capacity() {
+            if usize::from(r.slot) >= capacity {
                 return Err(SnapshotError::CapacityExceeded);
             }
         }
@@ -231,25 +233,24 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         // Pass 2: apply.
         let now = secs(now);
         let behind = now < header.clock;
-        for slot in 0..self.grants.capacity() {
-            self.grants.set(slot, None);
+        self.touched();
+        let t = self.tables();
+        for slot in 0..capacity {
+            t.grants.set(slot, None);
         }
-        self.families = [None; F];
-        self.next_serial = header.next_serial.wrapping_add(SERIAL_RESTORE_GAP);
-        self.durable = self.durable.wrapping_add(1);
-        self.clock = if behind { now } else { header.clock.max(now) };
+        t.families.clear();
+        *t.next_serial = header.next_serial.wrapping_add(SERIAL_RESTORE_GAP);
+        *t.clock = if behind { now } else { header.clock.max(now) };
         if behind {
             return Ok(Restored { grants: 0, families: 0, clock_was_behind: true });
         }
         for _ in 0..grant_count {
             let r: GrantRecord = take(&mut records)?;
-            self.grants.set(usize::from(r.slot), Some(r.grant));
+            t.grants.set(usize::from(r.slot), Some(r.grant));
         }
         for _ in 0..family_count {
             let r: FamilyRecord = take(&mut records)?;
-            if let Some(f) = self.families.get_mut(usize::from(r.slot)) {
-                *f = Some(r.family);
-            }
+            t.families.set(usize::from(r.slot), Some(r.family));
         }
         Ok(Restored { grants: grant_count, families: family_count, clock_was_behind: false })
     }

@@ -104,7 +104,7 @@ fn interval_is_always_in_the_response() {
     let (mut p, mut rng) = setup();
     let a = start(&mut p, &mut rng, 0);
     let mut buf = [0u8; 512];
-    let n = p.write_device_authorization(&a, &mut buf).unwrap();
+    let n = a.write_json(p.config(), &mut buf).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&buf[..n]).unwrap();
     assert_eq!(json["interval"], 5);
     assert_eq!(json["expires_in"], 600);
@@ -207,7 +207,7 @@ fn memory_is_bounded_and_expired_entries_are_reclaimed() {
 fn verification_uri_complete_carries_the_code() {
     let (mut p, mut rng) = setup();
     let a = start(&mut p, &mut rng, 0);
-    let uri = p.verification_uri_complete(&a.user_code).unwrap();
+    let uri = p.config().verification_uri_complete(&a.user_code).unwrap();
     let code = uri.split("user_code=").nth(1).unwrap();
     assert_eq!(UserCode::parse(code), Some(a.user_code));
 }

@@ -264,13 +264,13 @@ fn bearer_errors_including_wrong_key() {
     assert_eq!(BearerError::InsufficientScope.http_status(), 403);
     let mut challenge = String::new();
     let profile = p.scopes().parse("profile").unwrap();
-    p.write_bearer_challenge("gw", BearerError::InsufficientScope, profile, &mut challenge).unwrap();
+    BearerError::InsufficientScope.write_challenge("gw", profile, p.scopes(), &mut challenge).unwrap();
     assert_eq!(
         challenge,
         r#"Bearer realm="gw", error="insufficient_scope", error_description="token lacks a required scope", scope="profile""#
     );
     challenge.clear();
-    p.write_bearer_challenge("gw", BearerError::Missing, profile, &mut challenge).unwrap();
+    BearerError::Missing.write_challenge("gw", profile, p.scopes(), &mut challenge).unwrap();
     assert_eq!(challenge, r#"Bearer realm="gw""#);
 }
 
@@ -334,10 +334,10 @@ fn introspection_and_revocation_rules() {
     assert!(matches!(p.introspect(3, &pq(&rt)), Ok(Introspection::Refresh(_))));
     assert_eq!(p.introspect(3, &pq("junk")), Ok(Introspection::Inactive));
     let mut buf = [0u8; 256];
-    let n = p.write_introspection(&Introspection::Inactive, &mut buf).unwrap();
+    let n = Introspection::Inactive.write_json(p.scopes(), p.clients(), &mut buf).unwrap();
     assert_eq!(&buf[..n], br#"{"active":false}"#);
     let Ok(active) = p.introspect(3, &pq(&t.access_token)) else { panic!() };
-    let n = p.write_introspection(&active, &mut buf).unwrap();
+    let n = active.write_json(p.scopes(), p.clients(), &mut buf).unwrap();
     let json = std::str::from_utf8(&buf[..n]).unwrap();
     assert!(
         json.starts_with(r#"{"active":true,"scope":"","client_id":"tv","sub":"1","token_type":"Bearer","exp":"#),

@@ -90,7 +90,7 @@ fn device_authorization(c: &mut Criterion) {
                 },
                 |f, ()| {
                     if let Ok(auth) = f.provider.device_authorization(black_box(f.now), black_box(&req), &mut f.rng) {
-                        black_box(f.provider.write_device_authorization(&auth, &mut json)).ok();
+                        black_box(auth.write_json(f.provider.config(), &mut json)).ok();
                     }
                 },
                 |_| {},
@@ -202,7 +202,7 @@ fn token_exchange(c: &mut Criterion) {
                         let poll = TokenRequest { client: public(), grant: Grant::DeviceCode { device_code: code } };
                         if let Ok(t) = f.provider.token(black_box(f.now), black_box(&poll)) {
                             if with_json {
-                                black_box(f.provider.write_token_response(&t, &mut json)).ok();
+                                black_box(t.write_json(f.provider.scopes(), &mut json)).ok();
                             }
                             issued.borrow_mut().push(black_box(t).access_token);
                         }

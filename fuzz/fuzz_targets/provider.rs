@@ -593,7 +593,7 @@ impl Harness {
         assert_eq!(got, want, "bearer {header:?} at {} of {f:?}", self.seen());
         if let Err(e) = got {
             let mut out = oauth2_devices::heapless::String::<512>::new();
-            self.p.write_bearer_challenge("gw", e, ScopeSet::from_bits(required), &mut out).expect("fits");
+            e.write_challenge("gw", ScopeSet::from_bits(required), self.p.scopes(), &mut out).expect("fits");
         }
         assert_eq!(self.p.verify_access_token(self.t, &a.text), self.expected_bearer(f, a, 0));
     }
@@ -720,9 +720,9 @@ impl Harness {
                     g.in_table = false;
                 }
                 let mut json = [0u8; 512];
-                assert!(self.p.write_device_authorization(&auth, &mut json).is_ok());
+                assert!(auth.write_json(self.p.config(), &mut json).is_ok());
                 let mut small = [0u8; 64];
-                assert!(self.p.write_device_authorization(&auth, &mut small).is_err());
+                assert!(auth.write_json(self.p.config(), &mut small).is_err());
                 self.grants.push(MGrant {
                     device_code: auth.device_code.to_string(),
                     user_code: auth.user_code,
@@ -860,7 +860,7 @@ impl Harness {
         }
         f.access.push(access);
         let mut json = [0u8; 512];
-        assert!(self.p.write_token_response(tokens, &mut json).is_ok());
+        assert!(tokens.write_json(self.p.scopes(), &mut json).is_ok());
     }
 
     /// The slot `issue` opens a family in: the first one that is free or holds an expired family.
@@ -1127,7 +1127,7 @@ impl Harness {
         };
         assert_eq!(got, Ok(want), "introspection of {text:?}");
         let mut json = [0u8; 512];
-        assert!(self.p.write_introspection(&want, &mut json).is_ok());
+        assert!(want.write_json(self.p.scopes(), self.p.clients(), &mut json).is_ok());
     }
 
     fn purge(&mut self) {

@@ -54,7 +54,7 @@ pub fn device_authorization<R: CryptoRng>(
 ) -> Result<DeviceAuthorization, ErrorCode> {
     match p.device_authorization(now, req, rng) {
         Ok(auth) => {
-            p.write_device_authorization(&auth, out).map_err(|_| ErrorCode::ServerError)?;
+            auth.write_json(p.config(), out).map_err(|_| ErrorCode::ServerError)?;
             Ok(auth)
         }
         Err(e) => {
@@ -68,7 +68,7 @@ pub fn device_authorization<R: CryptoRng>(
 pub fn token(p: &mut Probe, now: u64, req: &TokenRequest<'_>, out: &mut [u8]) -> Result<TokenResponse, ErrorCode> {
     match p.token(now, req) {
         Ok(t) => {
-            p.write_token_response(&t, out).map_err(|_| ErrorCode::ServerError)?;
+            t.write_json(p.scopes(), out).map_err(|_| ErrorCode::ServerError)?;
             Ok(t)
         }
         Err(e) => {
@@ -102,7 +102,7 @@ pub fn check_bearer(
         Ok(info) => Ok(info.user),
         Err(e) => {
             challenge.clear();
-            let _ = p.write_bearer_challenge("gateway", e, required, challenge);
+            let _ = e.write_challenge("gateway", required, p.scopes(), challenge);
             Err(e)
         }
     }

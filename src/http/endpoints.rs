@@ -252,19 +252,18 @@ fn oauth_endpoint<C, G, const F: usize, const S: usize, A, R>(
         Endpoint::DeviceAuthorization => DeviceAuthorizationRequest::from_form(&form, basic)
             .and_then(|r| provider.device_authorization(cx.now, &r, cx.rng))
             .map(|auth| {
-                res.header("Content-Type", "application/json")
-                    .body_with(|out| provider.write_device_authorization(&auth, out));
+                res.header("Content-Type", "application/json").body_with(|out| auth.write_json(provider.config(), out));
             }),
         Endpoint::Token => {
             TokenRequest::from_form(&form, basic).and_then(|r| provider.token(cx.now, &r)).map(|tokens| {
                 res.header("Content-Type", "application/json")
-                    .body_with(|out| provider.write_token_response(&tokens, out));
+                    .body_with(|out| tokens.write_json(provider.scopes(), out));
             })
         }
         Endpoint::Introspection => {
             TokenQuery::from_form(&form, basic).and_then(|q| provider.introspect(cx.now, &q)).map(|result| {
                 res.header("Content-Type", "application/json")
-                    .body_with(|out| provider.write_introspection(&result, out));
+                    .body_with(|out| result.write_json(provider.scopes(), provider.clients(), out));
             })
         }
         Endpoint::Revocation => TokenQuery::from_form(&form, basic).and_then(|q| provider.revoke(&q)),
@@ -341,7 +340,7 @@ struct Challenge<'p, C, G, const F: usize, const S: usize> {
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> fmt::Display for Challenge<'_, C, G, F, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.provider.write_bearer_challenge(self.realm, self.err, self.required, f)
+        self.err.write_challenge(self.realm, self.required, self.provider.scopes(), f)
     }
 }
 

@@ -66,7 +66,7 @@ pub fn run<W: Write>(out: &mut W) -> Result<(), &'static str> {
     let req = DeviceAuthorizationRequest { client: tv, scope: Some("profile email") };
     let auth = p.device_authorization(1000, &req, &mut rng).map_err(|_| "device authorization")?;
     let mut json = [0u8; 512];
-    let n = p.write_device_authorization(&auth, &mut json).map_err(|_| "json")?;
+    let n = auth.write_json(p.config(), &mut json).map_err(|_| "json")?;
     let body = core::str::from_utf8(json.get(..n).unwrap_or_default()).map_err(|_| "utf8")?;
     check!(out, body.contains("\"verification_uri\":\"https://gw.example/activate\""), "verification_uri");
     check!(out, body.contains("verification_uri_complete"), "verification_uri_complete");
@@ -101,7 +101,7 @@ pub fn run<W: Write>(out: &mut W) -> Result<(), &'static str> {
     // 4. Token exchange.
     let tokens = p.token(1040, &poll).map_err(|_| "token exchange")?;
     check!(out, tokens.scopes == profile && tokens.expires_in == 3600, "token scope and lifetime");
-    let n = p.write_token_response(&tokens, &mut json).map_err(|_| "json")?;
+    let n = tokens.write_json(p.scopes(), &mut json).map_err(|_| "json")?;
     let body = core::str::from_utf8(json.get(..n).unwrap_or_default()).map_err(|_| "utf8")?;
     check!(out, body.contains("\"token_type\":\"Bearer\"") && body.contains("\"scope\":\"profile\""), "token json");
     let refresh = tokens.refresh_token.clone().ok_or("refresh token")?;

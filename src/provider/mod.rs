@@ -1,0 +1,331 @@
+//! The device authorization server: the one owner of grants, token families and guess budgets.
+//!
+//! [`Provider`] turns typed requests into typed responses ([`crate::response`]). It never does I/O and
+//! never reads a clock: every call takes `now` (seconds from any monotonic origin the caller keeps for
+//! the life of its key, below 2^32) and, where it draws randomness, a `rand_core::CryptoRng`.
+//!
+//! One impl, split by area (each file is one RFC area):
+//!
+//! | file | area |
+//! |---|---|
+//! | `mod.rs` | the struct, construction, the clock, client authentication, housekeeping |
+//! | `device.rs` | device authorization (RFC 8628 §3.1–3.2) |
+//! | `verify.rs` | user-code verification: the verification page's look-up, approval, denial (§3.3) |
+//! | `token.rs` | the token endpoint: polling and the `slow_down` rule (§3.4–3.5), refresh (RFC 6749 §6) |
+//! | `bearer.rs` | protected resources: the bearer check (RFC 6750) |
+//! | `introspect.rs` | introspection (RFC 7662) and revocation (RFC 7009) |
+//!
+//! | seed (flask-oauth2-devices) | here |
+//! |---|---|
+//! | `clientgetter` | [`ClientRegistry`] ([`FixedClients`](crate::client::FixedClients)) |
+//! | `authcodegetter` / `authcodesetter` | [`GrantStore`] ([`FixedGrants`](crate::grant::FixedGrants)) |
+//! | `code_handler(authorize_url, activate_url, expires, interval)` | [`Config`] + [`Provider::device_authorization`] |
+//! | `authorize_handler` | [`Provider::token`] |
+//! | the activation page | [`Provider::user_code_info`], [`Provider::approve`], [`Provider::deny`] |
+//! | `require_oauth(scope)` | [`Provider::check_bearer`] |
+
+use core::fmt;
+
+use rand_core::CryptoRng;
+
+use crate::client::{Client, ClientIndex, ClientRegistry};
+use crate::error::OAuthError;
+use crate::family::FamilyTable;
+use crate::grant::GrantStore;
+use crate::key::{KeyRing, ServerKey};
+use crate::limit::{AttemptLimiter, LimitConfig};
+use crate::request::ClientCredentials;
+use crate::scope::ScopeRegistry;
+
+mod bearer;
+mod device;
+mod introspect;
+mod token;
+mod verify;
+
+pub use bearer::{parse_bearer, BearerError};
+pub use token::SLOW_DOWN_STEP;
+pub use verify::ApproveError;
+
+pub use crate::response::{DeviceAuthorization, GrantInfo, Introspection, TokenInfo, TokenResponse};
+
+/// The application's identifier for a signed-in user (carried in tokens as `sub`).
+pub type UserId = u32;
+
+/// Longest `verification_uri_complete` the provider builds.
+pub const MAX_URI_LEN: usize = 160;
+
+/// Server settings: the seed's `code_handler(authorize_url, activate_url, expires, interval)` and more.
+#[derive(Debug, Clone, Copy)]
+pub struct Config {
+    /// Where users go to enter their code (`verification_uri`).
+    pub verification_uri: &'static str,
+    /// Also send `verification_uri_complete` (the URI with `?user_code=…`), for QR codes and links.
+    pub verification_uri_complete: bool,
+    /// Lifetime of a device code and its user code, in seconds (`expires_in`).
+    pub device_code_lifetime: u32,
+    /// Initial minimum polling interval, in seconds (`interval`).
+    pub interval: u16,
+    /// Lifetime of an access token, in seconds.
+    pub access_token_lifetime: u32,
+    /// Lifetime of a refresh token, in seconds (renewed at each rotation).
+    pub refresh_token_lifetime: u32,
+    /// Budgets for wrong user-code guesses.
+    pub limits: LimitConfig,
+}
+
+impl Config {
+    /// Defaults: 600 s codes, 5 s interval, 1 h access tokens, 30 d refresh tokens.
+    pub const fn new(verification_uri: &'static str) -> Self {
+        Self {
+            verification_uri,
+            verification_uri_complete: true,
+            device_code_lifetime: 600,
+            interval: 5,
+            access_token_lifetime: 3600,
+            refresh_token_lifetime: 30 * 24 * 3600,
+            limits: LimitConfig { per_source: 5, global: 32, window: 60 },
+        }
+    }
+}
+
+/// Why a configuration was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ConfigError {
+    /// `verification_uri` is empty or longer than [`MAX_URI_LEN`] minus room for the code.
+    VerificationUri,
+    /// A lifetime or the interval is zero.
+    ZeroDuration,
+    /// The grant store has more than 65 536 slots or the family table more than 65 536 entries.
+    Capacity,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::VerificationUri => "verification_uri empty or too long",
+            Self::ZeroDuration => "lifetimes and interval must be positive",
+            Self::Capacity => "capacities must not exceed 65536",
+        })
+    }
+}
+
+impl core::error::Error for ConfigError {}
+
+/// `now` in the provider's 32-bit seconds (saturating).
+pub(crate) fn secs(now: u64) -> u32 {
+    u32::try_from(now).unwrap_or(u32::MAX)
+}
+
+/// The device authorization server.
+///
+/// `C` finds clients, `G` stores pending grants, `F` is the number of token families (approved grants
+/// whose tokens are still alive), `S` the number of rate-limit sources tracked at once.
+pub struct Provider<C, G, const F: usize, const S: usize> {
+    config: Config,
+    keys: KeyRing,
+    scopes: ScopeRegistry,
+    clients: C,
+    grants: G,
+    families: FamilyTable<F>,
+    limiter: AttemptLimiter<S>,
+    next_serial: u32,
+    /// The latest `now` seen: time never goes backwards for the provider (see [`Provider::clock`]).
+    clock: u32,
+    /// Bumped on every change a snapshot must capture (see [`Provider::durable_version`]).
+    durable: u32,
+}
+
+impl<C, G, const F: usize, const S: usize> fmt::Debug for Provider<C, G, F, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Provider").field("config", &self.config).field("keys", &self.keys).finish_non_exhaustive()
+    }
+}
+
+/// The durable tables, as `snapshot` and `fuzzing` see them: the only view of the provider's state
+/// outside this module.
+pub(crate) struct Tables<'p, G, const F: usize> {
+    pub(crate) grants: &'p mut G,
+    pub(crate) families: &'p mut FamilyTable<F>,
+    pub(crate) next_serial: &'p mut u32,
+    pub(crate) clock: &'p mut u32,
+}
+
+impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
+    /// A provider with empty tables. The serial counter starts at a random value so that codes issued
+    /// before a restart (without a snapshot) are very unlikely to match new grants.
+    pub fn new<R: CryptoRng + ?Sized>(
+        config: Config,
+        key: ServerKey,
+        scopes: ScopeRegistry,
+        clients: C,
+        grants: G,
+        rng: &mut R,
+    ) -> Result<Self, ConfigError> {
+        let uri = config.verification_uri;
+        if uri.is_empty() || uri.len() + "?user_code=XXXX-XXXX".len() > MAX_URI_LEN {
+            return Err(ConfigError::VerificationUri);
+        }
+        if config.device_code_lifetime == 0
+            || config.interval == 0
+            || config.access_token_lifetime == 0
+            || config.refresh_token_lifetime == 0
+            || config.limits.window == 0
+        {
+            return Err(ConfigError::ZeroDuration);
+        }
+        if grants.capacity() > 1 << 16 || F > 1 << 16 {
+            return Err(ConfigError::Capacity);
+        }
+        Ok(Self {
+            config,
+            keys: KeyRing::new(key),
+            scopes,
+            clients,
+            grants,
+            families: FamilyTable::new(),
+            limiter: AttemptLimiter::new(),
+            next_serial: rng.next_u32(),
+            clock: 0,
+            durable: 0,
+        })
+    }
+
+    /// Advances the provider's clock to `now` and returns it; a `now` behind the clock is ignored, so a
+    /// clock that jumps backwards never makes an expired code or token valid again.
+    fn tick(&mut self, now: u64) -> u32 {
+        self.clock = self.clock.max(secs(now));
+        self.clock
+    }
+
+    /// `now` as seen by the provider: never behind the latest time it was given.
+    fn seen(&self, now: u64) -> u32 {
+        self.clock.max(secs(now))
+    }
+
+    /// The provider's clock: the latest `now` it was given (persisted in snapshots).
+    pub fn clock(&self) -> u32 {
+        self.clock
+    }
+
+    /// A counter bumped by every change a snapshot must capture: new, approved, denied and exchanged
+    /// grants, opened, rotated and revoked token families. Save when it differs from the version of the
+    /// last snapshot; polling alone never bumps it, so polls cost no flash writes.
+    pub fn durable_version(&self) -> u32 {
+        self.durable
+    }
+
+    fn touch(&mut self) {
+        self.durable = self.durable.wrapping_add(1);
+    }
+
+    /// The durable tables, for `snapshot` and `fuzzing`. A caller that changes them calls
+    /// [`Provider::touched`] after.
+    pub(crate) fn tables(&mut self) -> Tables<'_, G, F> {
+        Tables {
+            grants: &mut self.grants,
+            families: &mut self.families,
+            next_serial: &mut self.next_serial,
+            clock: &mut self.clock,
+        }
+    }
+
+    /// The durable tables, read-only.
+    pub(crate) fn grants(&self) -> &G {
+        &self.grants
+    }
+
+    /// The family table, read-only.
+    pub(crate) fn families(&self) -> &FamilyTable<F> {
+        &self.families
+    }
+
+    /// The serial the next grant gets.
+    pub(crate) fn next_serial(&self) -> u32 {
+        self.next_serial
+    }
+
+    /// Marks the durable state as changed by a [`Provider::tables`] caller.
+    pub(crate) fn touched(&mut self) {
+        self.touch();
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The scope registry.
+    pub fn scopes(&self) -> &ScopeRegistry {
+        &self.scopes
+    }
+
+    /// The client registry.
+    pub fn clients(&self) -> &C {
+        &self.clients
+    }
+
+    /// The client at `index`.
+    pub fn client(&self, index: ClientIndex) -> Option<&Client> {
+        self.clients.get(index)
+    }
+
+    /// The keys; rotate with [`Provider::keys_mut`].
+    pub fn keys(&self) -> &KeyRing {
+        &self.keys
+    }
+
+    /// The keys, to rotate or retire one.
+    pub fn keys_mut(&mut self) -> &mut KeyRing {
+        &mut self.keys
+    }
+
+    /// Checks a client's credentials (RFC 6749 §2.3): `invalid_client` for an unknown client, a wrong or
+    /// missing secret, or a public client sending a secret.
+    pub fn authenticate(&self, creds: &ClientCredentials<'_>) -> Result<ClientIndex, OAuthError> {
+        let (index, client) = self.clients.find(creds.client_id).ok_or(OAuthError::invalid_client("unknown client"))?;
+        if !client.authenticate(creds.secret) {
+            return Err(OAuthError::invalid_client("client authentication failed"));
+        }
+        Ok(index)
+    }
+
+    fn client_id(&self, index: ClientIndex) -> Result<&str, OAuthError> {
+        self.clients.get(index).map(|c| c.id()).ok_or(OAuthError::invalid_client("unknown client"))
+    }
+
+    /// Revokes every token issued from the grant with this serial. Returns whether a family was live.
+    pub fn revoke_serial(&mut self, serial: u32) -> bool {
+        let found = self.families.revoke_serial(serial);
+        if found {
+            self.touch();
+        }
+        found
+    }
+
+    /// Frees expired grants and token families (allocation also reclaims them lazily); returns how many.
+    pub fn purge_expired(&mut self, now: u64) -> usize {
+        let now = self.tick(now);
+        let mut n = 0;
+        for slot in 0..self.grants.capacity() {
+            if self.grants.get(slot).is_some_and(|g| g.is_expired(now)) {
+                self.grants.set(slot, None);
+                n += 1;
+            }
+        }
+        n + self.families.purge(now)
+    }
+
+    /// Grants that have not expired.
+    pub fn live_grants(&self, now: u64) -> usize {
+        let now = self.seen(now);
+        (0..self.grants.capacity()).filter(|&s| self.grants.get(s).is_some_and(|g| !g.is_expired(now))).count()
+    }
+
+    /// Token families that have not expired.
+    pub fn live_families(&self, now: u64) -> usize {
+        let now = self.seen(now);
+        self.families.iter().filter(|(_, f)| f.is_live(now)).count()
+    }
+}
