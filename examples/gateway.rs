@@ -429,9 +429,9 @@ fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>,
         let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let Shared { provider, rng, .. } = &mut *guard;
         let mut cx = Context { provider, app: &mut app, rng, now, peer: Some(peer) };
-        let outcome = http::handle(cfg, &mut cx, request, response);
+        let served = http::answer(cfg, &mut cx, request, response);
         guard.persist();
-        outcome
+        served
     });
     match result {
         Ok(()) => {}

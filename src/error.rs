@@ -82,7 +82,8 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status code this error is sent with. This is the only status mapping in the crate.
+    /// The HTTP status code this error is sent with: the crate's one mapping of protocol errors (the
+    /// HTTP binding's own statuses are decided in `http/status.rs`).
     pub const fn http_status(self) -> u16 {
         match self {
             Self::InvalidClient | Self::InvalidToken => 401,
@@ -91,6 +92,14 @@ impl ErrorCode {
             Self::ServerError => 500,
             _ => 400,
         }
+    }
+}
+
+impl crate::provider::BearerError {
+    /// The HTTP status of a refused protected-resource request: its OAuth error's, or 401 with a bare
+    /// challenge when no token was sent (RFC 6750 §3.1).
+    pub fn http_status(self) -> u16 {
+        self.oauth_error().map_or(401, |e| e.http_status())
     }
 }
 

@@ -1,8 +1,9 @@
 //! The server's HMAC-SHA256 keys: one current key and, during a rotation, the previous one.
 //!
 //! Every code and token this crate issues carries the one-byte id of the key that signed it. Each use
-//! is domain-separated by a leading tag byte in the MAC input ([`Domain`]), so a device code can never
-//! pass as a token or a CSRF token as a device code even though one key signs them all.
+//! is domain-separated by a leading tag byte in the MAC input (`D` device code, `A` access token, `R`
+//! refresh token, `S` rate-limit source, `C` anti-CSRF, `P` snapshot), so a device code can never pass
+//! as a token or a CSRF token as a device code even though one key signs them all.
 //! The keyed HMAC state is computed once at start-up and cloned per MAC, which saves two SHA-256
 //! compressions on every check.
 

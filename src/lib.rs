@@ -115,6 +115,8 @@
 
 mod fmt;
 
+mod b64;
+
 pub mod client;
 pub mod code;
 pub mod error;

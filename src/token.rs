@@ -28,7 +28,7 @@
 //! registry can never re-attribute a token), then the expiry, then one O(1) look-up of the family slot
 //! for revocation: no token table is kept.
 
-use crate::code::{decode_b64, encode_b64};
+use crate::b64::{decode_b64, encode_b64};
 use crate::key::{Domain, KeyRing, ServerKey, TAG_LEN};
 use crate::scope::ScopeSet;
 

@@ -76,11 +76,11 @@ fn async_driver_serves_pipelined_fragmented_requests() {
     // Two connections interleaved on one thread, one provider.
     let mut a = AsyncStream { inner: MemStream::new(&bytes, 1), ready: false };
     let mut b = AsyncStream { inner: MemStream::new(&bytes, 5), ready: false };
-    let handler = |i: &mut [u8], o: &mut [u8]| {
+    let handler = |i: http::Framed<'_>, o: &mut [u8]| {
         let mut s = shared.borrow_mut();
         let s = &mut *s;
         let mut cx = Context { provider: &mut s.provider, app: &mut s.app, rng: &mut s.rng, now: s.now, peer: None };
-        http::handle(&cfg, &mut cx, i, o)
+        http::answer(&cfg, &mut cx, i, o)
     };
     let (mut in_a, mut out_a) = (vec![0u8; cfg.input_buffer_len()], vec![0u8; 4096]);
     let (mut in_b, mut out_b) = (vec![0u8; cfg.input_buffer_len()], vec![0u8; 4096]);

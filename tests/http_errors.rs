@@ -223,7 +223,7 @@ fn driver_stops_after_a_framing_error() {
     // The driver refuses an input buffer that cannot hold a whole request.
     let mut stream = MemStream::new(&device_request(), 1);
     let cfg = s.cfg;
-    let res = http::serve(&cfg, &mut stream, &mut [0u8; 100], &mut [0u8; 4096], |i, o| s.handle(i, o));
+    let res = http::serve(&cfg, &mut stream, &mut [0u8; 100], &mut [0u8; 4096], |i, o| s.answer(i, o));
     assert_eq!(res, Err(http::ServeError::BufferTooSmall));
 }
 
@@ -234,7 +234,7 @@ fn tiny_output_buffer_gives_a_bare_500() {
     let mut out = [0u8; 200];
     let Outcome::Respond(r) = s.handle(&mut input, &mut out) else { panic!() };
     assert_eq!((r.status, r.keep_alive), (500, false));
-    let text = std::str::from_utf8(&out[..r.written]).unwrap();
+    let text = std::str::from_utf8(&out[r.range()]).unwrap();
     assert_eq!(text, "HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
     let mut input = get("/.well-known/oauth-authorization-server", &[]);
     let Outcome::Respond(r) = s.handle(&mut input, &mut [0u8; 10]) else { panic!() };
@@ -261,7 +261,7 @@ fn spawn_server() -> std::net::SocketAddr {
                     let s = &mut *guard;
                     let mut cx =
                         Context { provider: &mut s.provider, app: &mut s.app, rng: &mut s.rng, now: s.now, peer: None };
-                    http::handle(&s.cfg, &mut cx, i, o)
+                    http::answer(&s.cfg, &mut cx, i, o)
                 });
                 // Lingering close: FIN first, then drain, so the peer reads the response, not a reset.
                 let _ = stream.shutdown(Shutdown::Write);

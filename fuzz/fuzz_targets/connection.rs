@@ -79,12 +79,10 @@ fuzz_target!(|data: &[u8]| {
     let result = http::serve(&cfg, &mut stream, &mut inbuf, &mut outbuf, |req, res| {
         now += u64::from(input.clock_step);
         let mut cx = Context { provider: &mut w.provider, app: &mut app, rng: &mut w.rng, now, peer: None };
-        let outcome = http::handle(&cfg, &mut cx, req, res);
-        if let http::Outcome::Respond(s) = outcome {
-            requests += 1;
-            last_status = s.status;
-        }
-        outcome
+        let served = http::answer(&cfg, &mut cx, req, res);
+        requests += 1;
+        last_status = served.status;
+        served
     });
     assert!(result.is_ok(), "the driver failed: {result:?}");
     let statuses = common::check_responses(&stream.written);

@@ -23,8 +23,8 @@ fuzz_target!(|data: &[u8]| {
         Outcome::Respond(s) => {
             assert_ne!(framed, Frame::Incomplete);
             assert!(s.consumed <= data.len() && s.consumed > 0 || !s.keep_alive);
-            assert!(s.written <= output.len());
-            let statuses = common::check_responses(&output[..s.written]);
+            assert!(s.range().end <= output.len());
+            let statuses = common::check_responses(&output[s.range()]);
             assert_eq!(statuses, vec![s.status]);
             if let Frame::Reject(_) = framed {
                 assert!(!s.keep_alive, "a framing error closes the connection");

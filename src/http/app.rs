@@ -1,7 +1,6 @@
 //! What the application contributes: who is signed in, which routes need which scopes, and its own
 //! responses.
 
-use core::fmt::Write as _;
 use core::net::SocketAddr;
 
 use super::{Request, Response};
@@ -86,19 +85,13 @@ pub trait Application {
     /// plain-text 404.
     fn route(&mut self, req: &Request<'_>, res: &mut Response<'_>) {
         let _ = req;
-        not_found(res);
+        super::status::not_found(res);
     }
 
     /// Called once per response, for an access log.
     fn on_response(&mut self, entry: &LogEntry<'_>) {
         let _ = entry;
     }
-}
-
-/// Writes a plain-text 404.
-pub(crate) fn not_found(res: &mut Response<'_>) {
-    res.set_status(404).header("Content-Type", "text/plain; charset=utf-8");
-    let _ = res.write_str("Not found\n");
 }
 
 impl<A: Application + ?Sized> Application for &mut A {

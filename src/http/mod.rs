@@ -4,15 +4,21 @@
 //! # Layers
 //! 1. **Sans-IO core**: [`handle`] takes one buffer of received bytes (a partial request, one request,
 //!    or several pipelined ones) and an output buffer, and answers the first request: it returns how
-//!    many input bytes it consumed, how many output bytes it wrote and whether the connection stays
-//!    open, or that it needs more bytes ([`Outcome`]). It reads no clock and owns nothing: the caller
-//!    passes `now`, the RNG, `&mut Provider` and the [`Application`] in a [`Context`], so a real server
-//!    keeps one provider for all its connections behind whatever lock it has, and holds the lock only
-//!    for the microseconds a request takes, never across I/O.
+//!    many input bytes it consumed, where in the output it wrote the response and whether the
+//!    connection stays open, or that it needs more bytes ([`Outcome`]). It reads no clock and owns
+//!    nothing: the caller passes `now`, the RNG, `&mut Provider` and the [`Application`] in a
+//!    [`Context`], so a real server keeps one provider for all its connections behind whatever lock it
+//!    has, and holds the lock only for the microseconds a request takes, never across I/O.
 //! 2. **Drivers**: [`serve`] over blocking [`embedded_io`] streams and [`serve_async`] over
 //!    [`embedded_io_async`] ones. They own no buffers either: the caller hands them an input buffer of
 //!    at least [`HttpConfig::input_buffer_len`] bytes, an output buffer (see [`MIN_OUTPUT_LEN`]) and a
-//!    closure that calls [`handle`] under its lock.
+//!    closure that calls [`answer`] under its lock with the request the driver framed and parsed.
+//!
+//! One request, bytes in to bytes out: `parse` finds the end of the head and parses it once
+//! ([`read_request`]); `server` routes it to `endpoints` (OAuth), `page` (verification), `guard` (bearer
+//! check, then the application) or the [`Application`]; `emit` writes the response after a reserved
+//! prefix and puts the status line in front at the end, so nothing is moved; every status the binding
+//! decides itself is in [`status`].
 //!
 //! Why this shape: a gateway may run one connection at a time on a single task, or many on an executor,
 //! or on threads (the `gateway` example); only the caller knows its locking, its clock and its buffers.
@@ -100,7 +106,7 @@
 //! };
 //! assert_eq!(served.status, 200);
 //! assert!(served.keep_alive);
-//! let response = core::str::from_utf8(&output[..served.written]).unwrap();
+//! let response = core::str::from_utf8(&output[served.range()]).unwrap();
 //! assert!(response.starts_with("HTTP/1.1 200 OK\r\n"));
 //! assert!(response.contains("Cache-Control: no-store\r\n"));
 //! assert!(response.contains("\"user_code\":\""));
@@ -112,17 +118,22 @@
 //! ```
 
 mod app;
+mod context;
 mod driver;
+mod emit;
 mod endpoints;
+mod guard;
 mod page;
-mod request;
-mod response;
+mod parse;
+mod server;
+pub mod status;
 
 pub use app::{Application, Authorized, LogEntry, User, MAX_USER_NAME_LEN};
+pub use context::{Context, Outcome, Served};
 pub use driver::{serve, serve_async, ServeError};
-pub use endpoints::{handle, Context, Outcome, Served};
-pub use request::{frame, Frame, Reject, Request, MAX_HEADERS};
-pub use response::Response;
+pub use emit::{Response, PREFIX_ROOM};
+pub use parse::{frame, headers, read_request, Frame, Framed, Headers, Reject, Request, MAX_HEADERS};
+pub use server::{answer, handle};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

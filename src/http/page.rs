@@ -4,10 +4,10 @@ use core::fmt::{self, Write as _};
 
 use rand_core::CryptoRng;
 
-use super::endpoints::{method_not_allowed, Context};
-use super::{Application, HttpConfig, Request, Response, User};
+use super::context::Context;
+use super::{status, Application, HttpConfig, Request, Response, User};
+use crate::b64::{decode_b64, encode_b64};
 use crate::client::ClientRegistry;
-use crate::code::{decode_b64, encode_b64};
 use crate::form::Form;
 use crate::grant::GrantStore;
 use crate::key::TAG_LEN;
@@ -81,17 +81,16 @@ enum Body<'a> {
 
 /// Status and message of a failed look-up or decision.
 fn failure(e: ApproveError) -> (u16, Message) {
-    match e {
-        ApproveError::InvalidCode => {
-            (400, Message::err("Invalid code", "Check the code shown on your device and try again."))
-        }
-        ApproveError::Expired => (400, Message::err("Code expired", "Start again on your device to get a new code.")),
+    let msg = match e {
+        ApproveError::InvalidCode => Message::err("Invalid code", "Check the code shown on your device and try again."),
+        ApproveError::Expired => Message::err("Code expired", "Start again on your device to get a new code."),
         ApproveError::AlreadyDecided => {
-            (400, Message::err("Code already used", "This request was already approved or denied."))
+            Message::err("Code already used", "This request was already approved or denied.")
         }
-        ApproveError::RateLimited => (429, Message::err("Too many attempts", "Wait a minute, then try again.")),
-        ApproveError::ScopeNotRequested => (400, Message::err("Invalid request", "Reload the page and try again.")),
-    }
+        ApproveError::RateLimited => Message::err("Too many attempts", "Wait a minute, then try again."),
+        ApproveError::ScopeNotRequested => Message::err("Invalid request", "Reload the page and try again."),
+    };
+    (status::approve_error(e), msg)
 }
 
 /// The session bytes a CSRF tag and the guess budget are bound to: `user:<id>`.
@@ -116,7 +115,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
     let post = match req.method {
         "GET" => false,
         "POST" => true,
-        _ => return method_not_allowed(res, "GET, POST"),
+        _ => return status::method_not_allowed(res, "GET, POST"),
     };
     res.header("Content-Type", "text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
@@ -128,12 +127,13 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
         .header("X-Content-Type-Options", "nosniff")
         .header("Referrer-Policy", "no-referrer");
     if post && !req.is_form() {
-        res.set_status(415);
+        res.set_status(status::UNSUPPORTED_MEDIA_TYPE);
         let msg = Message::err("Invalid request", "The form must be sent as application/x-www-form-urlencoded.");
         return render(cfg, res, None, Some(msg), Body::Nothing);
     }
     let Some(user) = cx.app.user(&Request { body: &*body, ..*req }) else {
-        res.set_status(401).header_fmt("WWW-Authenticate", format_args!("Basic realm=\"{}\"", cfg.realm));
+        res.set_status(status::SIGN_IN_REQUIRED)
+            .header_fmt("WWW-Authenticate", format_args!("Basic realm=\"{}\"", cfg.realm));
         let msg = Message::err("Sign in required", "Sign in to connect a device to your account.");
         return render(cfg, res, None, Some(msg), Body::Nothing);
     };
@@ -165,7 +165,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
     }
 
     let Ok(form) = Form::<8>::parse(body) else {
-        res.set_status(400);
+        res.set_status(status::BAD_FORM);
         return render(
             cfg,
             res,
@@ -177,7 +177,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
     let mut tag = [0u8; TAG_LEN];
     let tag_ok = form.get("csrf").and_then(|t| decode_b64(t, &mut tag).map(|t| t.len() == TAG_LEN)).unwrap_or(false);
     if !tag_ok || !provider.verify_csrf_tag(session.as_bytes(), &tag) {
-        res.set_status(403);
+        res.set_status(status::FORM_EXPIRED);
         let msg = Message::err("Form expired", "Reload the page and try again.");
         return render(cfg, res, Some(&user), Some(msg), Body::Entry);
     }
@@ -188,7 +188,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
         Some("approve") => approve(provider, cx.now, code, session.as_bytes(), &user),
         Some("deny") => provider.deny(cx.now, code, session.as_bytes()),
         _ => {
-            res.set_status(400);
+            res.set_status(status::BAD_FORM);
             let msg = Message::err("Invalid request", "Choose Approve or Deny.");
             return render(cfg, res, Some(&user), Some(msg), Body::Nothing);
         }

@@ -42,11 +42,6 @@ impl BearerError {
             Self::InsufficientScope => OAuthError::new(ErrorCode::InsufficientScope, "token lacks a required scope"),
         })
     }
-
-    /// The HTTP status to answer with.
-    pub fn http_status(self) -> u16 {
-        self.oauth_error().map_or(401, |e| e.http_status())
-    }
 }
 
 impl fmt::Display for BearerError {

@@ -125,6 +125,13 @@ impl Server {
         http::handle(&self.cfg, &mut cx, input, output)
     }
 
+    /// Answers a request a driver framed (the driver's handler).
+    pub fn answer(&mut self, framed: http::Framed<'_>, output: &mut [u8]) -> http::Served {
+        let mut cx =
+            Context { provider: &mut self.provider, app: &mut self.app, rng: &mut self.rng, now: self.now, peer: None };
+        http::answer(&self.cfg, &mut cx, framed, output)
+    }
+
     /// Feeds `bytes` as one buffer and answers every whole request in it, as a driver would; stops at
     /// a response that closes. Returns the responses, the unconsumed bytes and whether it closed.
     pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<Resp>, usize, bool) {
@@ -135,7 +142,7 @@ impl Server {
             match self.handle(&mut input, &mut output) {
                 Outcome::NeedMore => return (responses, input.len(), false),
                 Outcome::Respond(s) => {
-                    let parsed = parse_responses(&output[..s.written]);
+                    let parsed = parse_responses(&output[s.range()]);
                     assert_eq!(parsed.len(), 1, "one response per call");
                     let mut r = parsed.into_iter().next().unwrap();
                     assert_eq!(r.status, s.status);
@@ -167,7 +174,7 @@ impl Server {
         let mut input = vec![0u8; self.cfg.input_buffer_len()];
         let mut output = vec![0u8; 8192];
         let cfg = self.cfg;
-        http::serve(&cfg, &mut stream, &mut input, &mut output, |i, o| self.handle(i, o)).unwrap();
+        http::serve(&cfg, &mut stream, &mut input, &mut output, |i, o| self.answer(i, o)).unwrap();
         parse_responses(&stream.output)
     }
 }

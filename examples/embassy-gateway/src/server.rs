@@ -248,22 +248,22 @@ mod oauth {
         input: &mut [u8],
         output: &mut [u8],
     ) -> Result<(), &'static str> {
-        let handler = |request: &mut [u8], response: &mut [u8]| {
+        let handler = |request: http::Framed<'_>, response: &mut [u8]| {
             // The lock is held for this synchronous call only.
-            let (outcome, changed) = shared.state.lock(|cell| {
+            let (served, changed) = shared.state.lock(|cell| {
                 let mut g = cell.borrow_mut();
                 let now = g.now();
                 let Gateway { provider, rng, .. } = &mut *g;
                 let before = provider.durable_version();
                 let mut app = DemoApp { peer };
                 let mut cx = http::Context { provider, app: &mut app, rng, now, peer };
-                let outcome = http::handle(&settings.http, &mut cx, request, response);
-                (outcome, provider.durable_version() != before)
+                let served = http::answer(&settings.http, &mut cx, request, response);
+                (served, provider.durable_version() != before)
             });
             if changed {
                 shared.dirty.signal(());
             }
-            outcome
+            served
         };
         match http::serve_async(&settings.http, io, input, output, handler).await {
             Ok(()) => Ok(()),

@@ -1,8 +1,19 @@
 //! The response writer: status, headers and body straight into the caller's output buffer.
+//!
+//! The status may change until the response is finished, so the status line is written last: the
+//! writer leaves [`PREFIX_ROOM`] bytes free at the start of the buffer, writes headers and body after
+//! them, and at the end puts the status line, `Content-Length` and `Connection` right in front of the
+//! headers. Nothing is moved; the response is `output[start..end]` ([`super::Served::range`]).
 
 use core::fmt::{self, Write as _};
 
+use super::status::reason;
 use crate::error::BufferTooSmall;
+
+/// Bytes kept free at the start of the output buffer for the status line, `Content-Length` and
+/// `Connection`: the longest is `HTTP/1.1 431 Request Header Fields Too Large` with a ten-digit
+/// length and `Connection: keep-alive` (98 bytes).
+pub const PREFIX_ROOM: usize = 98;
 
 /// A response being written into the output buffer.
 ///
@@ -32,37 +43,6 @@ pub(crate) enum Connection {
     Close,
 }
 
-/// The reason phrase of a status code (RFC 9110 §15).
-pub(crate) const fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        503 => "Service Unavailable",
-        _ => "",
-    }
-}
-
 fn is_token(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
@@ -70,7 +50,8 @@ fn is_token(s: &str) -> bool {
 impl<'b> Response<'b> {
     /// An empty `200` response over `buf`.
     pub(crate) fn new(buf: &'b mut [u8]) -> Self {
-        Self { buf, len: 0, body_start: None, status: 200, failed: false, close: false }
+        let failed = buf.len() < PREFIX_ROOM;
+        Self { buf, len: PREFIX_ROOM, body_start: None, status: 200, failed, close: false }
     }
 
     /// Sets the status code (100-999; 200 until set).
@@ -172,14 +153,9 @@ impl<'b> Response<'b> {
 
     /// Forgets everything written and starts again with `status`.
     pub(crate) fn reset(&mut self, status: u16) {
-        *self = Self {
-            buf: core::mem::take(&mut self.buf),
-            len: 0,
-            body_start: None,
-            status,
-            failed: false,
-            close: self.close,
-        };
+        let buf = core::mem::take(&mut self.buf);
+        let close = self.close;
+        *self = Self { close, status, ..Self::new(buf) };
     }
 
     /// True when the connection will close after this response.
@@ -188,8 +164,8 @@ impl<'b> Response<'b> {
     }
 
     /// Puts the status line, `Content-Length` and `Connection` in front of what was written and returns
-    /// the response length; `None` if it did not fit or was malformed.
-    pub(crate) fn finish(&mut self, connection: Connection) -> Option<usize> {
+    /// where the response is in the buffer (`start..end`); `None` if it did not fit or was malformed.
+    pub(crate) fn finish(&mut self, connection: Connection) -> Option<(usize, usize)> {
         self.start_body();
         if self.failed {
             return None;
@@ -200,10 +176,10 @@ impl<'b> Response<'b> {
             (Connection::KeepAlive, _) => "Connection: keep-alive\r\n",
             (Connection::Default, _) => "",
         };
-        // `HTTP/1.1 <status> <reason>\r\nContent-Length: <n>\r\n<connection>`, without `core::fmt`.
-        let mut prefix = heapless::Vec::<u8, 128>::new();
+        // `HTTP/1.1 <status> <reason>\r\nContent-Length: <n>\r\n<connection>`, without `core::fmt`,
+        // written backwards so that it ends where the headers start.
         let (mut status, mut number) = ([0u8; 20], [0u8; 20]);
-        let parts: [&[u8]; 7] = [
+        let parts: [&[u8]; 8] = [
             b"HTTP/1.1 ",
             decimal(self.status.into(), &mut status),
             b" ",
@@ -211,19 +187,14 @@ impl<'b> Response<'b> {
             b"\r\nContent-Length: ",
             decimal(body_len, &mut number),
             b"\r\n",
+            connection.as_bytes(),
         ];
-        for part in parts.iter().chain(&[connection.as_bytes()]) {
-            prefix.extend_from_slice(part).ok()?;
+        let mut start = PREFIX_ROOM;
+        for part in parts.iter().rev() {
+            start = start.checked_sub(part.len())?;
+            self.buf.get_mut(start..start + part.len())?.copy_from_slice(part);
         }
-        let p = prefix.len();
-        let total = self.len.checked_add(p)?;
-        if total > self.buf.len() {
-            return None;
-        }
-        self.buf.copy_within(0..self.len, p);
-        self.buf.get_mut(..p)?.copy_from_slice(&prefix);
-        self.len = total;
-        Some(total)
+        Some((start, self.len))
     }
 }
 
@@ -278,9 +249,9 @@ mod tests {
         r.header("Content-Type", "text/plain").header("Content-Length", "99");
         write!(r, "hi {}", 5).unwrap();
         r.set_status(404);
-        let n = r.finish(Connection::Close).unwrap();
+        let (start, end) = r.finish(Connection::Close).unwrap();
         assert_eq!(
-            core::str::from_utf8(&buf[..n]).unwrap(),
+            core::str::from_utf8(&buf[start..end]).unwrap(),
             "HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\nContent-Type: text/plain\r\n\r\nhi 5"
         );
     }
@@ -293,7 +264,7 @@ mod tests {
         assert_eq!(r.finish(Connection::Default), None);
         r.reset(500);
         assert!(r.finish(Connection::Default).is_some());
-        let mut small = [0u8; 40];
+        let mut small = [0u8; PREFIX_ROOM + 30];
         let mut r = Response::new(&mut small);
         r.body(b"0123456789012345678901234567890123");
         assert_eq!(r.finish(Connection::Default), None);

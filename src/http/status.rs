@@ -1,0 +1,107 @@
+//! Every HTTP status the binding sends, decided here (OAuth errors keep theirs in [`crate::error`]).
+//!
+//! | status | when | where it comes from |
+//! |---|---|---|
+//! | 200 | success; a revocation (RFC 7009 §2.2, whatever the token was) | endpoints, page, application |
+//! | 400 | [`Reject::BadRequest`]; a wrong, expired or used code on the page; a bad page form | [`Reject::status`], [`approve_error`], [`BAD_FORM`] |
+//! | 400, 401, 403, 500, 503 | an OAuth error | [`crate::OAuthError::http_status`] |
+//! | 401 | no bearer token (RFC 6750 §3.1); no signed-in user on the page (with a Basic challenge) | [`crate::provider::BearerError::http_status`], [`SIGN_IN_REQUIRED`] |
+//! | 403 | the page's anti-CSRF field is wrong | [`FORM_EXPIRED`] |
+//! | 404 | a path nobody answers (the application's default) | [`NOT_FOUND`] |
+//! | 405 | a method the route does not take, with `Allow` | [`METHOD_NOT_ALLOWED`] |
+//! | 413, 414, 431, 501 | framing refusals | [`Reject::status`] |
+//! | 415 | an OAuth endpoint or the page's POST without a form body | [`UNSUPPORTED_MEDIA_TYPE`] |
+//! | 429 | too many wrong codes on the page (with `Retry-After`) | [`approve_error`] |
+//! | 500 | a response that does not fit the output buffer (a bare answer that closes) | [`OVERFLOW`] |
+
+use core::fmt::Write as _;
+
+use super::emit::Response;
+use super::parse::Reject;
+use crate::provider::ApproveError;
+
+/// The page's form is malformed or names no action.
+pub const BAD_FORM: u16 = 400;
+/// The page's POST was made for another user or with another key: reload.
+pub const FORM_EXPIRED: u16 = 403;
+/// Nobody is signed in on the verification page.
+pub const SIGN_IN_REQUIRED: u16 = 401;
+/// The application's default answer for an unknown path.
+pub const NOT_FOUND: u16 = 404;
+/// A method the route does not take.
+pub const METHOD_NOT_ALLOWED: u16 = 405;
+/// A body that is not `application/x-www-form-urlencoded` where a form is required.
+pub const UNSUPPORTED_MEDIA_TYPE: u16 = 415;
+/// The response did not fit the output buffer.
+pub const OVERFLOW: u16 = 500;
+
+impl Reject {
+    /// The status code sent for a framing refusal.
+    pub const fn status(self) -> u16 {
+        match self {
+            Self::BadRequest => 400,
+            Self::ContentTooLarge => 413,
+            Self::UriTooLong => 414,
+            Self::HeadersTooLarge => 431,
+            Self::NotImplemented => 501,
+        }
+    }
+}
+
+/// The page's status for a failed look-up or decision.
+pub const fn approve_error(e: ApproveError) -> u16 {
+    match e {
+        ApproveError::RateLimited => 429,
+        ApproveError::InvalidCode
+        | ApproveError::Expired
+        | ApproveError::AlreadyDecided
+        | ApproveError::ScopeNotRequested => 400,
+    }
+}
+
+/// The reason phrase of a status code (RFC 9110 §15).
+pub(crate) const fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        503 => "Service Unavailable",
+        _ => "",
+    }
+}
+
+/// A 405 with `Allow`.
+pub(crate) fn method_not_allowed(res: &mut Response<'_>, allow: &str) {
+    res.set_status(METHOD_NOT_ALLOWED)
+        .header("Allow", allow)
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body(b"Method not allowed\n");
+}
+
+/// A plain-text 404.
+pub(crate) fn not_found(res: &mut Response<'_>) {
+    res.set_status(NOT_FOUND).header("Content-Type", "text/plain; charset=utf-8");
+    let _ = res.write_str("Not found\n");
+}
