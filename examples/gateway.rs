@@ -214,7 +214,7 @@ fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
     let printer = Client::confidential("printer-demo", "Demo printer", secret).map_err(|e| e.to_string())?;
     clients.add(printer).map_err(|e| e.to_string())?;
 
-    let mut config = Config::new(leak(format!("{issuer}/activate")));
+    let mut config = Config::new(&format!("{issuer}/activate"));
     if let Some(v) = opts.device_code_lifetime {
         config.device_code_lifetime = v;
     }
@@ -232,7 +232,7 @@ fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
     }
     let key = ServerKey::new(1, &server_key(opts.state_dir.as_deref())?);
     let mut provider =
-        Provider::new(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
+        Provider::build(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
     let store = match &opts.state_dir {
         Some(dir) => Some((open_state(dir, &mut provider)?, provider.durable_version())),
         None => None,

@@ -82,6 +82,7 @@ impl SecretHash {
 /// Why a client could not be registered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ClientError {
     /// The id is empty, too long, or has a character outside `VSCHAR` (RFC 6749 Appendix A.1).
     InvalidId,

@@ -268,7 +268,7 @@ mod tests {
     fn device_code_round_trip_and_binding() {
         let keys = KeyRing::new(ServerKey::new(3, &[9; 32]));
         let claims = DeviceCodeClaims { key_id: 3, slot: 513, serial: 0xdead_beef };
-        let code = claims.encode(keys.current(), "tv");
+        let code = claims.encode(keys.current().unwrap(), "tv");
         assert_eq!(code.len(), DEVICE_CODE_LEN);
         assert_eq!(DeviceCodeClaims::decode(&code, &keys, "tv"), Some(claims));
         assert_eq!(DeviceCodeClaims::decode(&code, &keys, "other"), None);

@@ -1,7 +1,7 @@
 //! OAuth error codes and their HTTP status: the one place where protocol errors map to the wire.
 //!
 //! Every endpoint answers an error with an [`OAuthError`]: an [`ErrorCode`] from RFC 6749 §5.2,
-//! RFC 8628 §3.5, RFC 6750 §3.1 or RFC 7009 §2.2.1, plus a short, fixed `error_description`
+//! RFC 8628 §3.5 or RFC 6750 §3.1, plus a short, fixed `error_description`
 //! (never user input, so it never needs escaping and never leaks secrets).
 //!
 //! | code | status | where |
@@ -11,7 +11,6 @@
 //! | `invalid_grant` | 400 | unknown, foreign, reused or stale device code / refresh token |
 //! | `unauthorized_client` | 400 | client not allowed this grant type |
 //! | `unsupported_grant_type` | 400 | any grant but device_code and refresh_token |
-//! | `unsupported_token_type` | 400 | revocation of a token type we do not revoke |
 //! | `invalid_scope` | 400 | unknown scope, bad syntax, or widening on refresh |
 //! | `authorization_pending` | 400 | the user has not decided yet |
 //! | `slow_down` | 400 | polled faster than the interval (which grows by 5 s) |
@@ -27,6 +26,7 @@ use core::fmt;
 /// An OAuth 2.0 error code (the value of the `error` member of an error response).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// RFC 6749 §5.2.
     InvalidRequest,
@@ -38,8 +38,6 @@ pub enum ErrorCode {
     UnauthorizedClient,
     /// RFC 6749 §5.2.
     UnsupportedGrantType,
-    /// RFC 7009 §2.2.1.
-    UnsupportedTokenType,
     /// RFC 6749 §5.2.
     InvalidScope,
     /// RFC 8628 §3.5.
@@ -69,7 +67,6 @@ impl ErrorCode {
             Self::InvalidGrant => "invalid_grant",
             Self::UnauthorizedClient => "unauthorized_client",
             Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::UnsupportedTokenType => "unsupported_token_type",
             Self::InvalidScope => "invalid_scope",
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",

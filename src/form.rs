@@ -15,6 +15,7 @@ use crate::error::OAuthError;
 /// Why a form body was rejected. Every variant maps to `invalid_request`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum FormError {
     /// More parameters than the decoder has room for.
     TooManyParameters,

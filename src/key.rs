@@ -86,16 +86,18 @@ impl ServerKey {
 /// The current key and, while a rotation is under way, the previous one.
 ///
 /// Codes and tokens signed by the previous key keep working until [`KeyRing::retire_previous`];
-/// new ones are always signed by the current key.
+/// new ones are always signed by the current key. A ring is empty only in a provider that was made
+/// with `Provider::new` and not initialised yet: nothing verifies and nothing can be signed.
 #[derive(Debug, Clone)]
 pub struct KeyRing {
-    current: ServerKey,
+    current: Option<ServerKey>,
     previous: Option<ServerKey>,
 }
 
 /// Why a key could not be installed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum KeyError {
     /// The new key has the id of a key still in the ring.
     IdInUse,
@@ -112,12 +114,15 @@ impl core::error::Error for KeyError {}
 impl KeyRing {
     /// A ring holding one key.
     pub fn new(current: ServerKey) -> Self {
-        Self { current, previous: None }
+        Self { current: Some(current), previous: None }
     }
 
-    /// The key new codes and tokens are signed with.
-    pub fn current(&self) -> &ServerKey {
-        &self.current
+    /// A ring without keys (a provider before `init`).
+    pub const EMPTY: Self = Self { current: None, previous: None };
+
+    /// The key new codes and tokens are signed with (`None` only in an empty ring).
+    pub fn current(&self) -> Option<&ServerKey> {
+        self.current.as_ref()
     }
 
     /// The key being rotated out, if any.
@@ -127,20 +132,15 @@ impl KeyRing {
 
     /// The key with this id, if it is still in the ring.
     pub fn get(&self, id: u8) -> Option<&ServerKey> {
-        if self.current.id == id {
-            Some(&self.current)
-        } else {
-            self.previous.as_ref().filter(|k| k.id == id)
-        }
+        self.current.as_ref().filter(|k| k.id == id).or_else(|| self.previous.as_ref().filter(|k| k.id == id))
     }
 
     /// Makes `key` current; the current key becomes the previous one (and an older previous key is retired).
     pub fn rotate(&mut self, key: ServerKey) -> Result<(), KeyError> {
-        if key.id == self.current.id {
+        if self.current.as_ref().is_some_and(|c| c.id == key.id) {
             return Err(KeyError::IdInUse);
         }
-        let old = core::mem::replace(&mut self.current, key);
-        self.previous = Some(old);
+        self.previous = self.current.replace(key);
         Ok(())
     }
 
@@ -181,7 +181,7 @@ mod tests {
         let mut ring = KeyRing::new(ServerKey::new(1, &[1; 32]));
         assert_eq!(ring.rotate(ServerKey::new(1, &[2; 32])), Err(KeyError::IdInUse));
         ring.rotate(ServerKey::new(2, &[2; 32])).unwrap();
-        assert_eq!(ring.current().id(), 2);
+        assert_eq!(ring.current().map(ServerKey::id), Some(2));
         assert!(ring.get(1).is_some());
         ring.retire_previous();
         assert!(ring.get(1).is_none());

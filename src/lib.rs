@@ -44,7 +44,7 @@
 //! | one token family | 24 | 24 |
 //! | one rate-limit source | 16 | 16 |
 //! | one client ([`client::Client`]) | 164 | 176 |
-//! | `Provider<FixedClients<4>, FixedGrants<16>, 16, 16>` (the sample below) | 2 200 | 2 272 |
+//! | `Provider<FixedClients<4>, FixedGrants<16>, 16, 16>` (the sample below) | 2 344 | 2 416 |
 //!
 //! Of the sample provider, 512 bytes are the 16 grant slots, 384 the 16 token families, 256 the 16
 //! rate-limit sources, and most of the rest the four clients and the pre-keyed HMAC state of the key ring.
@@ -62,7 +62,7 @@
 //! let scopes = ScopeRegistry::new(SCOPES).unwrap();
 //! let mut clients = FixedClients::<4>::new();
 //! clients.add(Client::public("tv-app", "Living-room TV").unwrap()).unwrap();
-//! let mut provider: Provider<FixedClients<4>, FixedGrants<16>, 16, 16> = Provider::new(
+//! let mut provider: Provider<FixedClients<4>, FixedGrants<16>, 16, 16> = Provider::build(
 //!     Config::new("https://gw.local/activate"),
 //!     ServerKey::new(1, &[0x42; 32]), // 32 secret bytes from protected storage
 //!     scopes,
@@ -72,7 +72,7 @@
 //! ).unwrap();
 //!
 //! // 1. The device asks for codes (RFC 8628 §3.1).
-//! let tv = ClientCredentials { client_id: "tv-app", secret: None, method: AuthMethod::None };
+//! let tv = ClientCredentials { client_id: "tv-app", secret: None };
 //! let auth = provider
 //!     .device_authorization(0, &DeviceAuthorizationRequest { client: tv, scope: Some("profile") }, &mut rng)
 //!     .unwrap();
@@ -152,9 +152,7 @@ pub mod prelude {
     pub use crate::grant::{FixedGrants, GrantState, GrantStore};
     pub use crate::key::ServerKey;
     pub use crate::provider::{ApproveError, BearerError, Config, Provider, UserId};
-    pub use crate::request::{
-        AuthMethod, ClientCredentials, DeviceAuthorizationRequest, Grant, TokenQuery, TokenRequest,
-    };
+    pub use crate::request::{ClientCredentials, DeviceAuthorizationRequest, Grant, TokenQuery, TokenRequest};
     pub use crate::scope::{ScopeRegistry, ScopeSet};
 }
 

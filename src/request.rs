@@ -16,27 +16,13 @@ pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_cod
 /// The `grant_type` of a refresh (RFC 6749 §6).
 pub const REFRESH_TOKEN_GRANT: &str = "refresh_token";
 
-/// How a client presented its credentials.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum AuthMethod {
-    /// `client_id` only: a public client.
-    None,
-    /// HTTP Basic.
-    ClientSecretBasic,
-    /// `client_id` and `client_secret` in the body.
-    ClientSecretPost,
-}
-
 /// Client credentials as presented (not yet checked).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientCredentials<'a> {
     /// The `client_id`.
     pub client_id: &'a str,
-    /// The secret, if one was sent.
+    /// The secret, if one was sent (HTTP Basic or `client_secret` in the body).
     pub secret: Option<&'a str>,
-    /// Where the credentials came from.
-    pub method: AuthMethod,
 }
 
 /// Credentials decoded from an HTTP Basic `Authorization` header.
@@ -87,12 +73,11 @@ impl<'a> ClientCredentials<'a> {
                 if body_id.is_some_and(|id| id != b.client_id) {
                     return Err(OAuthError::invalid_request("client_id differs from the Authorization header"));
                 }
-                Ok(Self { client_id: b.client_id, secret: b.secret, method: AuthMethod::ClientSecretBasic })
+                Ok(Self { client_id: b.client_id, secret: b.secret })
             }
             None => {
                 let client_id = body_id.ok_or(OAuthError::invalid_client("client authentication missing"))?;
-                let method = if body_secret.is_some() { AuthMethod::ClientSecretPost } else { AuthMethod::None };
-                Ok(Self { client_id, secret: body_secret, method })
+                Ok(Self { client_id, secret: body_secret })
             }
         }
     }
@@ -169,25 +154,14 @@ impl<'a> TokenRequest<'a> {
     }
 }
 
-/// What kind of token the client says it is presenting (RFC 7009 §2.1, RFC 7662 §2.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum TokenTypeHint {
-    /// `access_token`.
-    AccessToken,
-    /// `refresh_token`.
-    RefreshToken,
-}
-
 /// A revocation (RFC 7009) or introspection (RFC 7662) request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TokenQuery<'a> {
     /// Who asks.
     pub client: ClientCredentials<'a>,
-    /// The token.
+    /// The token. A `token_type_hint` is ignored, as both RFCs allow: access and refresh tokens are
+    /// told apart by their format.
     pub token: &'a str,
-    /// The hint, if a known one was given (unknown hints are ignored, as both RFCs allow).
-    pub hint: Option<TokenTypeHint>,
 }
 
 impl<'a> TokenQuery<'a> {
@@ -197,12 +171,7 @@ impl<'a> TokenQuery<'a> {
         basic: Option<BasicCredentials<'a>>,
     ) -> Result<Self, OAuthError> {
         let token = form.get("token").ok_or(OAuthError::invalid_request("token missing"))?;
-        let hint = match form.get("token_type_hint") {
-            Some("access_token") => Some(TokenTypeHint::AccessToken),
-            Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
-            _ => None,
-        };
-        Ok(Self { client: ClientCredentials::from_request(basic, form)?, token, hint })
+        Ok(Self { client: ClientCredentials::from_request(basic, form)?, token })
     }
 }
 
@@ -250,13 +219,19 @@ mod tests {
             assert_eq!(ClientCredentials::from_request(basic, f).unwrap_err().code, ErrorCode::InvalidRequest);
         });
         with_form("client_id=a", |f| {
-            assert_eq!(ClientCredentials::from_request(basic, f).unwrap().method, AuthMethod::ClientSecretBasic);
+            assert_eq!(
+                ClientCredentials::from_request(basic, f).unwrap(),
+                ClientCredentials { client_id: "a", secret: Some("s") }
+            );
         });
         with_form("", |f| {
             assert_eq!(ClientCredentials::from_request(None, f).unwrap_err().code, ErrorCode::InvalidClient);
         });
         with_form("client_id=a&client_secret=s", |f| {
-            assert_eq!(ClientCredentials::from_request(None, f).unwrap().method, AuthMethod::ClientSecretPost);
+            assert_eq!(
+                ClientCredentials::from_request(None, f).unwrap(),
+                ClientCredentials { client_id: "a", secret: Some("s") }
+            );
         });
     }
 

@@ -38,7 +38,7 @@ impl DeviceAuthorization {
         let body = DeviceAuthorizationBody {
             device_code: &self.device_code,
             user_code: &shown,
-            verification_uri: config.verification_uri,
+            verification_uri: &config.verification_uri,
             verification_uri_complete: complete.as_deref(),
             expires_in: self.expires_in,
             interval: self.interval,
@@ -179,7 +179,7 @@ impl Config {
         if !self.verification_uri_complete {
             return None;
         }
-        let uri = self.verification_uri;
+        let uri = self.verification_uri.as_str();
         let mut s = heapless::String::new();
         s.push_str(uri).ok()?;
         s.push_str(if uri.contains('?') { "&user_code=" } else { "?user_code=" }).ok()?;

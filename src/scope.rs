@@ -65,6 +65,7 @@ impl ScopeSet {
 /// Why a scope registry could not be built.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ScopeRegistryError {
     /// More than [`MAX_SCOPES`] names.
     TooMany,
@@ -109,6 +110,9 @@ pub fn is_scope_token(token: &str) -> bool {
 }
 
 impl ScopeRegistry {
+    /// A registry without scopes (a provider before `init`).
+    pub const EMPTY: Self = Self { names: &[] };
+
     /// A registry of the given names; bit `i` of a [`ScopeSet`] is `names[i]`.
     pub fn new(names: &'static [&'static str]) -> Result<Self, ScopeRegistryError> {
         if names.len() > MAX_SCOPES {

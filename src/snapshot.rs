@@ -34,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::ClientRegistry;
 use crate::family::Family;
+use crate::fmt::{log_info, log_warn};
 use crate::grant::{GrantStore, PendingGrant};
 use crate::key::{Domain, TAG_LEN};
 use crate::provider::{secs, Provider};
@@ -81,6 +82,7 @@ struct FamilyRecord {
 /// against empty tables, so nothing is resurrected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum SnapshotError {
     /// The output buffer is too small (see [`max_snapshot_len`]).
     BufferTooSmall,
@@ -98,6 +100,8 @@ pub enum SnapshotError {
     Malformed,
     /// It holds more grants or families, or higher slots, than this provider has room for.
     CapacityExceeded,
+    /// The provider has no key yet (`Provider::init` was not called).
+    NotInitialised,
 }
 
 impl fmt::Display for SnapshotError {
@@ -111,6 +115,7 @@ impl fmt::Display for SnapshotError {
             Self::BadTag => f.write_str("snapshot integrity check failed"),
             Self::Malformed => f.write_str("snapshot malformed"),
             Self::CapacityExceeded => f.write_str("snapshot does not fit this provider's capacities"),
+            Self::NotInitialised => f.write_str("the provider is not initialised"),
         }
     }
 }
@@ -148,6 +153,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// Writes a snapshot of the durable state into `out` and returns its length. Grants and families
     /// that have expired by the provider's clock are left out.
     pub fn save(&self, out: &mut [u8]) -> Result<usize, SnapshotError> {
+        let key = self.keys().current().ok_or(SnapshotError::NotInitialised)?;
         let now = self.clock();
         let table = self.grants();
         let live_grant = |slot: usize| table.get(slot).filter(|g| !g.is_expired(now)).copied();
@@ -156,7 +162,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let families = live_families().count();
         let header = Header {
             version: SNAPSHOT_VERSION,
-            key_id: self.keys().current().id(),
+            key_id: key.id(),
             clock: now,
             next_serial: self.next_serial(),
             grants: u16::try_from(grants).map_err(|_| SnapshotError::CapacityExceeded)?,
@@ -177,7 +183,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             put(&FamilyRecord { slot, family }, out, &mut pos)?;
         }
         let body = out.get(..pos).ok_or(SnapshotError::BufferTooSmall)?;
-        let tag = self.keys().current().tag(Domain::Snapshot, &[body]);
+        let tag = key.tag(Domain::Snapshot, &[body]);
         let dst = out.get_mut(pos..pos + TAG_LEN).ok_or(SnapshotError::BufferTooSmall)?;
         dst.copy_from_slice(&tag);
         Ok(pos + TAG_LEN)
@@ -188,6 +194,18 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// `now` is the current time; see the module docs for what happens when it is behind the
     /// snapshot's clock.
     pub fn restore(&mut self, now: u64, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
+        let restored = self.restore_inner(now, snapshot);
+        match &restored {
+            Ok(r) if r.clock_was_behind => {
+                log_warn!("snapshot: the clock is behind the snapshot's; grants and token families dropped")
+            }
+            Ok(r) => log_info!("snapshot restored: {} grants, {} token families", r.grants, r.families),
+            Err(e) => log_warn!("snapshot refused: {}", e),
+        }
+        restored
+    }
+
+    fn restore_inner(&mut self, now: u64, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
         let (body, tag) = snapshot.split_at(snapshot.len().saturating_sub(TAG_LEN));
         if tag.len() < TAG_LEN || body.len() < 4 {
             return Err(SnapshotError::Truncated);
@@ -240,7 +258,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         }
         t.families.clear();
         *t.next_serial = header.next_serial.wrapping_add(SERIAL_RESTORE_GAP);
-        *t.clock = if behind { now } else { header.clock.max(now) };
+        t.clock.set(if behind { now } else { header.clock.max(now) });
         if behind {
             return Ok(Restored { grants: 0, families: 0, clock_was_behind: true });
         }

@@ -250,13 +250,13 @@ mod tests {
             scopes: ScopeSet::from_bits(5),
             expires_at: 1000,
         };
-        let t = a.encode(keys.current(), "cli");
+        let t = a.encode(keys.current().unwrap(), "cli");
         assert_eq!(t.len(), ACCESS_TOKEN_LEN);
         assert_eq!(AccessClaims::verify(&t, &keys, "cli"), Some(a));
         assert_eq!(AccessClaims::verify(&t, &keys, "clj"), None);
         assert_eq!(RefreshClaims::verify(&t, &keys, "cli"), None);
         let r = RefreshClaims { key_id: 1, client: 2, family_slot: 7, serial: 99, counter: 3 };
-        let rt = r.encode(keys.current(), "cli");
+        let rt = r.encode(keys.current().unwrap(), "cli");
         assert_eq!(rt.len(), REFRESH_TOKEN_LEN);
         assert_eq!(RefreshClaims::verify(&rt, &keys, "cli"), Some(r));
         assert_eq!(AccessClaims::verify(&rt, &keys, "cli"), None);

@@ -138,7 +138,7 @@ fn revoked_stays_revoked_and_used_codes_stay_used() {
     let a = start(&mut p, &mut rng, 0);
     p.approve(1, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
     let t = p.token(2, &poll(&a.device_code)).unwrap();
-    p.revoke(&TokenQuery { client: public("tv"), token: &t.access_token, hint: None }).unwrap();
+    p.revoke(&TokenQuery { client: public("tv"), token: &t.access_token }).unwrap();
     let c = start(&mut p, &mut rng, 3);
     p.deny(4, &c.user_code.display(), b"u").unwrap();
     let snap = snapshot(&p);
@@ -226,7 +226,7 @@ fn bad_snapshots_are_refused_and_change_nothing() {
     assert_eq!(q.restore(1, &newer), Err(SnapshotError::UnsupportedVersion(SNAPSHOT_VERSION + 1)));
     assert_eq!(q.restore(1, b"definitely not a snapshot"), Err(SnapshotError::BadMagic));
     // Another server's snapshot (same key id, other key material).
-    let mut other = TestProvider::new(
+    let mut other = TestProvider::build(
         Config::new("https://gw.example/activate"),
         ServerKey::new(1, &[0x11; 32]),
         ScopeRegistry::new(flow::SCOPES).unwrap(),
@@ -252,7 +252,7 @@ fn a_snapshot_too_big_for_a_smaller_provider_is_refused() {
         start(&mut p, &mut rng, i);
     }
     let snap = snapshot(&p);
-    let mut small: Provider<FixedClients<4>, FixedGrants<4>, 4, 4> = Provider::new(
+    let mut small: Provider<FixedClients<4>, FixedGrants<4>, 4, 4> = Provider::build(
         Config::new("https://gw.example/activate"),
         ServerKey::new(1, &[0x5a; 32]),
         ScopeRegistry::new(flow::SCOPES).unwrap(),

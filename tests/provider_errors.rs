@@ -27,8 +27,8 @@ fn err<T: std::fmt::Debug>(r: Result<T, OAuthError>) -> ErrorCode {
     r.unwrap_err().code
 }
 
-fn printer(secret: Option<&str>, method: AuthMethod) -> ClientCredentials<'_> {
-    ClientCredentials { client_id: "printer", secret, method }
+fn printer(secret: Option<&str>) -> ClientCredentials<'_> {
+    ClientCredentials { client_id: "printer", secret }
 }
 
 fn approve(p: &mut TestProvider, now: u64, a: &DeviceAuthorization) {
@@ -40,20 +40,13 @@ fn device_authorization_client_errors() {
     let (mut p, mut rng) = setup();
     let req = |client| DeviceAuthorizationRequest { client, scope: None };
     assert_eq!(err(p.device_authorization(0, &req(public("nobody")), &mut rng)), ErrorCode::InvalidClient);
-    let wrong = printer(Some("nope"), AuthMethod::ClientSecretPost);
+    let wrong = printer(Some("nope"));
     assert_eq!(err(p.device_authorization(0, &req(wrong), &mut rng)), ErrorCode::InvalidClient);
-    assert_eq!(
-        err(p.device_authorization(0, &req(printer(None, AuthMethod::None)), &mut rng)),
-        ErrorCode::InvalidClient
-    );
-    let tv_with_secret = ClientCredentials { client_id: "tv", secret: Some("x"), method: AuthMethod::ClientSecretPost };
+    assert_eq!(err(p.device_authorization(0, &req(printer(None)), &mut rng)), ErrorCode::InvalidClient);
+    let tv_with_secret = ClientCredentials { client_id: "tv", secret: Some("x") };
     assert_eq!(err(p.device_authorization(0, &req(tv_with_secret), &mut rng)), ErrorCode::InvalidClient);
-    // Both confidential methods and the public client work.
-    for creds in [
-        printer(Some("s3cret"), AuthMethod::ClientSecretBasic),
-        printer(Some("s3cret"), AuthMethod::ClientSecretPost),
-        public("tv"),
-    ] {
+    // The confidential client with its secret and the public client without one work.
+    for creds in [printer(Some("s3cret")), public("tv")] {
         p.device_authorization(0, &req(creds), &mut rng).unwrap();
     }
     assert_eq!(ErrorCode::InvalidClient.http_status(), 401);
@@ -112,20 +105,14 @@ fn token_endpoint_errors() {
     assert_eq!(err(p.token(1, &poll(public("tv"), "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"))), ErrorCode::InvalidGrant);
     assert_eq!(err(p.token(1, &poll(public("tv"), "not a code"))), ErrorCode::InvalidGrant);
     // A code of another client.
-    let b = start(&mut p, &mut rng, 0, printer(Some("s3cret"), AuthMethod::ClientSecretBasic));
+    let b = start(&mut p, &mut rng, 0, printer(Some("s3cret")));
     assert_eq!(err(p.token(1, &poll(public("tv"), &b.device_code))), ErrorCode::InvalidGrant);
     // Client authentication on the token endpoint.
     assert_eq!(err(p.token(1, &poll(public("ghost"), &a.device_code))), ErrorCode::InvalidClient);
-    assert_eq!(
-        err(p.token(1, &poll(printer(Some("bad"), AuthMethod::ClientSecretBasic), &b.device_code))),
-        ErrorCode::InvalidClient
-    );
-    assert_eq!(err(p.token(1, &poll(printer(None, AuthMethod::None), &b.device_code))), ErrorCode::InvalidClient);
+    assert_eq!(err(p.token(1, &poll(printer(Some("bad")), &b.device_code))), ErrorCode::InvalidClient);
+    assert_eq!(err(p.token(1, &poll(printer(None), &b.device_code))), ErrorCode::InvalidClient);
     // The confidential client polls its own code fine.
-    assert_eq!(
-        err(p.token(1, &poll(printer(Some("s3cret"), AuthMethod::ClientSecretPost), &b.device_code))),
-        ErrorCode::AuthorizationPending
-    );
+    assert_eq!(err(p.token(1, &poll(printer(Some("s3cret")), &b.device_code))), ErrorCode::AuthorizationPending);
     // Single use.
     approve(&mut p, 2, &a);
     p.token(10, &poll(public("tv"), &a.device_code)).unwrap();
@@ -172,7 +159,7 @@ fn refresh_errors() {
     let rt = t.refresh_token.unwrap();
     // Another client cannot use it.
     let foreign = TokenRequest {
-        client: printer(Some("s3cret"), AuthMethod::ClientSecretBasic),
+        client: printer(Some("s3cret")),
         grant: Grant::RefreshToken { refresh_token: &rt, scope: None },
     };
     assert_eq!(err(p.token(3, &foreign)), ErrorCode::InvalidGrant);
@@ -314,7 +301,7 @@ fn full_family_table_is_503_at_exchange_and_the_grant_survives() {
     let e = p.token(22, &poll(public("cli"), &a.device_code)).unwrap_err();
     assert_eq!((e.code, e.http_status()), (ErrorCode::TemporarilyUnavailable, 503));
     // Revoking one frees a family; the approved grant then exchanges.
-    let q = TokenQuery { client: public("cli"), token: &tokens[0].access_token, hint: None };
+    let q = TokenQuery { client: public("cli"), token: &tokens[0].access_token };
     p.revoke(&q).unwrap();
     assert!(p.token(30, &poll(public("cli"), &a.device_code)).is_ok());
     assert_eq!(p.live_families(30), 16);
@@ -328,9 +315,9 @@ fn introspection_and_revocation_rules() {
     let t = p.token(2, &poll(public("tv"), &a.device_code)).unwrap();
     let rt = t.refresh_token.clone().unwrap();
     // Public clients cannot introspect.
-    let q = TokenQuery { client: public("tv"), token: &t.access_token, hint: None };
+    let q = TokenQuery { client: public("tv"), token: &t.access_token };
     assert_eq!(err(p.introspect(3, &q)), ErrorCode::InvalidClient);
-    let pq = |token| TokenQuery { client: printer(Some("s3cret"), AuthMethod::ClientSecretBasic), token, hint: None };
+    let pq = |token| TokenQuery { client: printer(Some("s3cret")), token };
     assert!(matches!(p.introspect(3, &pq(&rt)), Ok(Introspection::Refresh(_))));
     assert_eq!(p.introspect(3, &pq("junk")), Ok(Introspection::Inactive));
     let mut buf = [0u8; 256];
@@ -347,11 +334,8 @@ fn introspection_and_revocation_rules() {
     p.revoke(&pq(&t.access_token)).unwrap();
     assert!(matches!(p.introspect(4, &pq(&t.access_token)), Ok(Introspection::Access(_))));
     // Revoking the refresh token revokes the access token too.
-    p.revoke(&TokenQuery { client: public("tv"), token: &rt, hint: None }).unwrap();
+    p.revoke(&TokenQuery { client: public("tv"), token: &rt }).unwrap();
     assert_eq!(p.introspect(5, &pq(&t.access_token)), Ok(Introspection::Inactive));
     // Unknown client on revocation.
-    assert_eq!(
-        err(p.revoke(&TokenQuery { client: public("ghost"), token: &rt, hint: None })),
-        ErrorCode::InvalidClient
-    );
+    assert_eq!(err(p.revoke(&TokenQuery { client: public("ghost"), token: &rt })), ErrorCode::InvalidClient);
 }

@@ -172,7 +172,7 @@ fn token_exchange(c: &mut Criterion) {
     }
     fn cleanup(f: &mut Fixture, issued: &mut Vec<heapless::String<50>>) {
         for access in issued.drain(..) {
-            let q = TokenQuery { client: public(), token: &access, hint: None };
+            let q = TokenQuery { client: public(), token: &access };
             f.provider.revoke(&q).expect("revoke");
         }
         assert_eq!(f.provider.live_families(f.now), 0);
@@ -306,9 +306,11 @@ fn reference(c: &mut Criterion) {
         scopes: f.profile(),
         expires_at: 1_000_000,
     };
-    let token = claims.encode(ring.current(), CLIENT_ID);
+    let token = claims.encode(ring.current().expect("initialised"), CLIENT_ID);
     assert_eq!(AccessClaims::verify(&token, ring, CLIENT_ID), Some(claims));
-    g.bench_function("access_token_sign", |b| b.iter(|| black_box(&claims).encode(ring.current(), CLIENT_ID)));
+    g.bench_function("access_token_sign", |b| {
+        b.iter(|| black_box(&claims).encode(ring.current().expect("initialised"), CLIENT_ID))
+    });
     // One base64url decode of the 50 characters and the field reads, no MAC: what each extra decode costs.
     g.bench_function("access_token_peek", |b| b.iter(|| AccessClaims::peek(black_box(&token))));
     g.bench_function("access_token_verify", |b| {
@@ -443,7 +445,7 @@ fn revoke_issued(f: &mut Fixture, response: &[u8]) {
     let Some(at) = response.windows(KEY.len()).position(|w| w == KEY) else { return };
     let rest = &response[at + KEY.len()..];
     let token = std::str::from_utf8(&rest[..rest.iter().position(|&b| b == b'"').unwrap_or(0)]).expect("ascii");
-    f.provider.revoke(&TokenQuery { client: public(), token, hint: None }).expect("revoke");
+    f.provider.revoke(&TokenQuery { client: public(), token }).expect("revoke");
 }
 
 /// base64url without padding (RFC 4648 §5), for the page's anti-CSRF field.

@@ -28,7 +28,7 @@ pub const CODE_LIFETIME: u64 = 600;
 
 /// The credentials of the public client.
 pub fn public() -> ClientCredentials<'static> {
-    ClientCredentials { client_id: CLIENT_ID, secret: None, method: AuthMethod::None }
+    ClientCredentials { client_id: CLIENT_ID, secret: None }
 }
 
 /// A provider, its RNG and a clock that only moves forward.
@@ -59,7 +59,7 @@ impl Fixture {
         clients.add(Client::confidential("printer", "Office printer", secret).expect("client")).expect("add");
         let cli = Client::public("cli", "Command line").expect("client").with_refresh_tokens(false);
         clients.add(cli).expect("add");
-        let provider = Provider::new(
+        let provider = Provider::build(
             Config::new("https://gw.local/activate"),
             ServerKey::new(1, &KEY),
             scopes,

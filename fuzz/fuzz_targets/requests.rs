@@ -9,7 +9,7 @@ use oauth2_devices::form::Form;
 use oauth2_devices::fuzzing::SCOPES;
 use oauth2_devices::prelude::*;
 use oauth2_devices::provider::{parse_bearer, BearerError};
-use oauth2_devices::request::{parse_basic, BasicCredentials, TokenTypeHint, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT};
+use oauth2_devices::request::{parse_basic, BasicCredentials, DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT};
 
 /// The input, as fields separated by 0xFF (a byte that is never UTF-8), so seeds and dictionary entries
 /// are plain text: `authorization 0xFF body 0xFF scope 0xFF basic_id 0xFF basic_secret 0xFF escape-bits`.
@@ -51,15 +51,11 @@ fn expected_credentials<'a>(
     match basic {
         Some(_) if secret.is_some() => Err(ErrorCode::InvalidRequest),
         Some(b) if id.is_some_and(|id| id != b.client_id) => Err(ErrorCode::InvalidRequest),
-        Some(b) => {
-            Ok(ClientCredentials { client_id: b.client_id, secret: b.secret, method: AuthMethod::ClientSecretBasic })
-        }
+        Some(b) => Ok(ClientCredentials { client_id: b.client_id, secret: b.secret }),
         None => match (id, secret) {
             (None, _) => Err(ErrorCode::InvalidClient),
-            (Some(client_id), None) => Ok(ClientCredentials { client_id, secret: None, method: AuthMethod::None }),
-            (Some(client_id), Some(s)) => {
-                Ok(ClientCredentials { client_id, secret: Some(s), method: AuthMethod::ClientSecretPost })
-            }
+            (Some(client_id), None) => Ok(ClientCredentials { client_id, secret: None }),
+            (Some(client_id), Some(s)) => Ok(ClientCredentials { client_id, secret: Some(s) }),
         },
     }
 }
@@ -85,16 +81,11 @@ fn check_requests<'a>(form: &Form<'a, 16>, basic: Option<BasicCredentials<'a>>) 
     let got = TokenRequest::from_form(form, basic).map_err(|e| e.code);
     assert_eq!(got, grant.and_then(|grant| creds.map(|client| TokenRequest { client, grant })));
 
-    let hint = match form.get("token_type_hint") {
-        Some("access_token") => Some(TokenTypeHint::AccessToken),
-        Some("refresh_token") => Some(TokenTypeHint::RefreshToken),
-        _ => None,
-    };
     let got = TokenQuery::from_form(form, basic).map_err(|e| e.code);
     let want = form
         .get("token")
         .ok_or(ErrorCode::InvalidRequest)
-        .and_then(|token| creds.map(|client| TokenQuery { client, token, hint }));
+        .and_then(|token| creds.map(|client| TokenQuery { client, token }));
     assert_eq!(got, want);
 }
 

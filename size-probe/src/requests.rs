@@ -23,7 +23,7 @@ pub const SECRET: &str = "s3cret";
 
 /// Credentials of a public client.
 pub fn public(client_id: &str) -> ClientCredentials<'_> {
-    ClientCredentials { client_id, secret: None, method: AuthMethod::None }
+    ClientCredentials { client_id, secret: None }
 }
 
 /// A provider with a public client (`tv-app`, refresh tokens) and a confidential one (`printer`).
@@ -33,7 +33,7 @@ pub fn provider<R: CryptoRng>(rng: &mut R, key: &[u8; 32], salt: [u8; 16]) -> Op
     clients.add(Client::public(CLIENT_ID, "Living-room TV").ok()?).ok()?;
     let secret = SecretHash::with_salt(SECRET, salt);
     clients.add(Client::confidential(CONFIDENTIAL_ID, "Office printer", secret).ok()?).ok()?;
-    Provider::new(
+    Provider::build(
         Config::new("https://gw.local/activate"),
         ServerKey::new(1, key),
         scopes,

@@ -84,7 +84,7 @@
 //! let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
 //! let mut clients = FixedClients::<2>::new();
 //! clients.add(Client::public("tv", "Living-room TV").unwrap()).unwrap();
-//! let mut provider: Provider<FixedClients<2>, FixedGrants<8>, 8, 8> = Provider::new(
+//! let mut provider: Provider<FixedClients<2>, FixedGrants<8>, 8, 8> = Provider::build(
 //!     Config::new("http://gw.local/activate"),
 //!     ServerKey::new(1, &[7; 32]),
 //!     ScopeRegistry::new(SCOPES).unwrap(),

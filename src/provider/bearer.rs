@@ -15,6 +15,7 @@ use crate::token::AccessClaims;
 /// Why a protected-resource request was refused (RFC 6750 §3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum BearerError {
     /// No bearer credentials: 401 with a bare challenge (no error code, §3.1).
     Missing,
@@ -88,6 +89,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         authorization: Option<&str>,
         required: ScopeSet,
     ) -> Result<TokenInfo, BearerError> {
+        let now = u64::from(self.seen(now));
         let token = parse_bearer(authorization)?;
         let info = self.verify_access_token(now, token)?;
         if !info.scopes.contains(required) {

@@ -6,6 +6,7 @@ use super::Provider;
 use crate::client::ClientRegistry;
 use crate::code::{DeviceCodeClaims, UserCode};
 use crate::error::{ErrorCode, OAuthError};
+use crate::fmt::log_warn;
 use crate::grant::{GrantState, GrantStore, PendingGrant};
 use crate::request::DeviceAuthorizationRequest;
 use crate::response::DeviceAuthorization;
@@ -23,6 +24,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         rng: &mut R,
     ) -> Result<DeviceAuthorization, OAuthError> {
         let now = self.tick(now);
+        self.signing_key()?;
         let index = self.authenticate(&req.client)?;
         let client = self.clients.get(index).ok_or(OAuthError::invalid_client("unknown client"))?;
         let scopes = match req.scope {
@@ -51,7 +53,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             }),
         );
         self.touch();
-        let key = self.keys.current();
+        let key = self.signing_key()?;
         let claims = DeviceCodeClaims { key_id: key.id(), slot: u16::try_from(slot).unwrap_or(u16::MAX), serial };
         Ok(DeviceAuthorization {
             device_code: claims.encode(key, self.client_id(index)?),
@@ -77,8 +79,10 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 best = Some((slot, rank));
             }
         }
-        best.map(|(slot, _)| slot)
-            .ok_or(OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many pending requests, retry later"))
+        best.map(|(slot, _)| slot).ok_or_else(|| {
+            log_warn!("grant table full ({} slots): device authorization refused", self.grants.capacity());
+            OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many pending requests, retry later")
+        })
     }
 
     /// A user code that no grant in the table has (expired ones included, so look-ups stay unambiguous).

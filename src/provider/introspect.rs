@@ -11,6 +11,7 @@ use crate::token::{AccessClaims, RefreshClaims};
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
     /// Introspects a token for an authenticated confidential client.
     pub fn introspect(&self, now: u64, query: &TokenQuery<'_>) -> Result<Introspection, OAuthError> {
+        let now = u64::from(self.seen(now));
         let index = self.authenticate(&query.client)?;
         if !self.clients.get(index).is_some_and(|c| c.is_confidential()) {
             return Err(OAuthError::invalid_client("introspection needs client authentication"));

@@ -24,12 +24,13 @@
 //! | the activation page | [`Provider::user_code_info`], [`Provider::approve`], [`Provider::deny`] |
 //! | `require_oauth(scope)` | [`Provider::check_bearer`] |
 
+use core::cell::Cell;
 use core::fmt;
 
 use rand_core::CryptoRng;
 
 use crate::client::{Client, ClientIndex, ClientRegistry};
-use crate::error::OAuthError;
+use crate::error::{ErrorCode, OAuthError};
 use crate::family::FamilyTable;
 use crate::grant::GrantStore;
 use crate::key::{KeyRing, ServerKey};
@@ -55,11 +56,19 @@ pub type UserId = u32;
 /// Longest `verification_uri_complete` the provider builds.
 pub const MAX_URI_LEN: usize = 160;
 
+/// Longest `verification_uri`: room is left for `?user_code=XXXX-XXXX`.
+pub const MAX_VERIFICATION_URI_LEN: usize = MAX_URI_LEN - "?user_code=XXXX-XXXX".len();
+
+/// A `verification_uri`, held by value so it can be set at run time (an address from DHCP).
+pub type VerificationUri = heapless::String<MAX_VERIFICATION_URI_LEN>;
+
 /// Server settings: the seed's `code_handler(authorize_url, activate_url, expires, interval)` and more.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Where users go to enter their code (`verification_uri`).
-    pub verification_uri: &'static str,
+    /// Where users go to enter their code (`verification_uri`). Set it with [`Config::new`] or
+    /// [`Provider::set_verification_uri`]; a URI longer than [`MAX_VERIFICATION_URI_LEN`] is refused by
+    /// [`Provider::init`].
+    pub verification_uri: VerificationUri,
     /// Also send `verification_uri_complete` (the URI with `?user_code=…`), for QR codes and links.
     pub verification_uri_complete: bool,
     /// Lifetime of a device code and its user code, in seconds (`expires_in`).
@@ -75,25 +84,41 @@ pub struct Config {
 }
 
 impl Config {
-    /// Defaults: 600 s codes, 5 s interval, 1 h access tokens, 30 d refresh tokens.
-    pub const fn new(verification_uri: &'static str) -> Self {
-        Self {
-            verification_uri,
-            verification_uri_complete: true,
-            device_code_lifetime: 600,
-            interval: 5,
-            access_token_lifetime: 3600,
-            refresh_token_lifetime: 30 * 24 * 3600,
-            limits: LimitConfig { per_source: 5, global: 32, window: 60 },
+    /// The defaults with no `verification_uri` yet: 600 s codes, 5 s interval, 1 h access tokens, 30 d
+    /// refresh tokens. `const`, so a provider can be built in a `static`.
+    pub const DEFAULT: Self = Self {
+        verification_uri: heapless::String::new(),
+        verification_uri_complete: true,
+        device_code_lifetime: 600,
+        interval: 5,
+        access_token_lifetime: 3600,
+        refresh_token_lifetime: 30 * 24 * 3600,
+        limits: LimitConfig { per_source: 5, global: 32, window: 60 },
+    };
+
+    /// The defaults with this `verification_uri`. A URI that does not fit is left empty, which
+    /// [`Provider::init`] refuses ([`ConfigError::VerificationUri`]).
+    pub fn new(verification_uri: &str) -> Self {
+        let mut config = Self::DEFAULT;
+        if config.verification_uri.push_str(verification_uri).is_err() {
+            config.verification_uri.clear();
         }
+        config
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self::DEFAULT
     }
 }
 
 /// Why a configuration was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ConfigError {
-    /// `verification_uri` is empty or longer than [`MAX_URI_LEN`] minus room for the code.
+    /// `verification_uri` is empty or longer than [`MAX_VERIFICATION_URI_LEN`].
     VerificationUri,
     /// A lifetime or the interval is zero.
     ZeroDuration,
@@ -132,7 +157,7 @@ pub struct Provider<C, G, const F: usize, const S: usize> {
     limiter: AttemptLimiter<S>,
     next_serial: u32,
     /// The latest `now` seen: time never goes backwards for the provider (see [`Provider::clock`]).
-    clock: u32,
+    clock: Cell<u32>,
     /// Bumped on every change a snapshot must capture (see [`Provider::durable_version`]).
     durable: u32,
 }
@@ -149,22 +174,61 @@ pub(crate) struct Tables<'p, G, const F: usize> {
     pub(crate) grants: &'p mut G,
     pub(crate) families: &'p mut FamilyTable<F>,
     pub(crate) next_serial: &'p mut u32,
-    pub(crate) clock: &'p mut u32,
+    pub(crate) clock: &'p Cell<u32>,
+}
+
+impl<C, G, const F: usize, const S: usize> Provider<C, G, F, S> {
+    /// A provider with empty tables and no key yet: call [`Provider::init`] before serving (until
+    /// then every request that needs the key answers `server_error` and every code or token is
+    /// refused). `const`, so on a microcontroller the provider can live in a `static` (for example an
+    /// embassy `ConstStaticCell`) and start-up never builds it on the stack:
+    ///
+    /// ```
+    /// use oauth2_devices::prelude::*;
+    /// # use rand_core::SeedableRng;
+    /// # let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
+    /// type Gateway = Provider<FixedClients<2>, FixedGrants<8>, 8, 8>;
+    /// const _BUILT_AT_COMPILE_TIME: Gateway = Provider::new(FixedClients::new(), FixedGrants::new());
+    /// let mut provider: Gateway = Provider::new(FixedClients::new(), FixedGrants::new());
+    /// provider.clients_mut().add(Client::public("tv", "Living-room TV").unwrap()).unwrap();
+    /// static SCOPES: &[&str] = &["profile"];
+    /// provider
+    ///     .init(Config::new("http://gw.local/activate"), ServerKey::new(1, &[7; 32]), ScopeRegistry::new(SCOPES).unwrap(), &mut rng)
+    ///     .unwrap();
+    /// ```
+    pub const fn new(clients: C, grants: G) -> Self {
+        Self {
+            config: Config::DEFAULT,
+            keys: KeyRing::EMPTY,
+            scopes: ScopeRegistry::EMPTY,
+            clients,
+            grants,
+            families: FamilyTable::new(),
+            limiter: AttemptLimiter::new(),
+            next_serial: 0,
+            clock: Cell::new(0),
+            durable: 0,
+        }
+    }
+
+    /// The client registry, to register clients before (or after) [`Provider::init`].
+    pub fn clients_mut(&mut self) -> &mut C {
+        &mut self.clients
+    }
 }
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
-    /// A provider with empty tables. The serial counter starts at a random value so that codes issued
-    /// before a restart (without a snapshot) are very unlikely to match new grants.
-    pub fn new<R: CryptoRng + ?Sized>(
+    /// Configures a provider made by [`Provider::new`], in place: settings, server key and scopes. The
+    /// serial counter starts at a random value so that codes issued before a restart (without a
+    /// snapshot) are very unlikely to match new grants. On error nothing changes.
+    pub fn init<R: CryptoRng + ?Sized>(
+        &mut self,
         config: Config,
         key: ServerKey,
         scopes: ScopeRegistry,
-        clients: C,
-        grants: G,
         rng: &mut R,
-    ) -> Result<Self, ConfigError> {
-        let uri = config.verification_uri;
-        if uri.is_empty() || uri.len() + "?user_code=XXXX-XXXX".len() > MAX_URI_LEN {
+    ) -> Result<(), ConfigError> {
+        if config.verification_uri.is_empty() {
             return Err(ConfigError::VerificationUri);
         }
         if config.device_code_lifetime == 0
@@ -175,38 +239,61 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         {
             return Err(ConfigError::ZeroDuration);
         }
-        if grants.capacity() > 1 << 16 || F > 1 << 16 {
+        if self.grants.capacity() > 1 << 16 || F > 1 << 16 {
             return Err(ConfigError::Capacity);
         }
-        Ok(Self {
-            config,
-            keys: KeyRing::new(key),
-            scopes,
-            clients,
-            grants,
-            families: FamilyTable::new(),
-            limiter: AttemptLimiter::new(),
-            next_serial: rng.next_u32(),
-            clock: 0,
-            durable: 0,
-        })
+        self.config = config;
+        self.keys = KeyRing::new(key);
+        self.scopes = scopes;
+        self.next_serial = rng.next_u32();
+        Ok(())
+    }
+
+    /// [`Provider::new`] and [`Provider::init`] in one call, returning the provider by value: for hosts
+    /// and tests, where a few KiB on the stack do not matter.
+    pub fn build<R: CryptoRng + ?Sized>(
+        config: Config,
+        key: ServerKey,
+        scopes: ScopeRegistry,
+        clients: C,
+        grants: G,
+        rng: &mut R,
+    ) -> Result<Self, ConfigError> {
+        let mut provider = Self::new(clients, grants);
+        provider.init(config, key, scopes, rng)?;
+        Ok(provider)
+    }
+
+    /// Changes `verification_uri` at run time (for example once DHCP gave the gateway its address).
+    pub fn set_verification_uri(&mut self, uri: &str) -> Result<(), ConfigError> {
+        let mut new = VerificationUri::new();
+        new.push_str(uri).map_err(|_| ConfigError::VerificationUri)?;
+        if new.is_empty() {
+            return Err(ConfigError::VerificationUri);
+        }
+        self.config.verification_uri = new;
+        Ok(())
     }
 
     /// Advances the provider's clock to `now` and returns it; a `now` behind the clock is ignored, so a
     /// clock that jumps backwards never makes an expired code or token valid again.
     fn tick(&mut self, now: u64) -> u32 {
-        self.clock = self.clock.max(secs(now));
-        self.clock
+        self.seen(now)
     }
 
-    /// `now` as seen by the provider: never behind the latest time it was given.
+    /// `now` as seen by the provider: never behind the latest time it was given, on every path. The
+    /// read-only paths (the bearer check, introspection) move the clock forward too, through a `Cell`:
+    /// an access token found expired stays expired even if a later call brings an earlier `now`. A
+    /// clock change alone is not a durable change (no snapshot is due for it).
     fn seen(&self, now: u64) -> u32 {
-        self.clock.max(secs(now))
+        let now = self.clock.get().max(secs(now));
+        self.clock.set(now);
+        now
     }
 
     /// The provider's clock: the latest `now` it was given (persisted in snapshots).
     pub fn clock(&self) -> u32 {
-        self.clock
+        self.clock.get()
     }
 
     /// A counter bumped by every change a snapshot must capture: new, approved, denied and exchanged
@@ -227,7 +314,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             grants: &mut self.grants,
             families: &mut self.families,
             next_serial: &mut self.next_serial,
-            clock: &mut self.clock,
+            clock: &self.clock,
         }
     }
 
@@ -289,6 +376,11 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(OAuthError::invalid_client("client authentication failed"));
         }
         Ok(index)
+    }
+
+    /// The key new codes and tokens are signed with; `server_error` before [`Provider::init`].
+    fn signing_key(&self) -> Result<&ServerKey, OAuthError> {
+        self.keys.current().ok_or(OAuthError::new(ErrorCode::ServerError, "the provider is not initialised"))
     }
 
     fn client_id(&self, index: ClientIndex) -> Result<&str, OAuthError> {

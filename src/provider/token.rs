@@ -6,6 +6,7 @@ use crate::client::{ClientIndex, ClientRegistry};
 use crate::code::DeviceCodeClaims;
 use crate::error::{ErrorCode, OAuthError};
 use crate::family::Family;
+use crate::fmt::log_warn;
 use crate::grant::{GrantState, GrantStore};
 use crate::request::{Grant, TokenRequest};
 use crate::response::TokenResponse;
@@ -31,18 +32,30 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// One poll of a device code. The order of checks is the contract:
     ///
     /// 1. the MAC, under a key still in the ring and bound to this client, else `invalid_grant`;
-    /// 2. the slot must hold the grant with this serial, else `invalid_grant` (stale or unknown);
-    /// 3. expiry, in every state: `expired_token`;
-    /// 4. the state: `access_denied`; tokens once approved; `invalid_grant` for a spent code (and its
-    ///    token family is revoked, RFC 9700 §4.14); while undecided, the **slow_down rule**:
+    /// 2. the slot must hold the grant with this serial; if it does not (the slot was reclaimed, or a
+    ///    restore dropped the spent grant) but a token family with this serial is live, the code was
+    ///    exchanged already: a replay (below); else `invalid_grant` (stale or unknown);
+    /// 3. a spent code is a replay whatever its age (RFC 6749 §4.1.2 and §10.5, applied to device
+    ///    codes): `invalid_grant`, and its token family is revoked (RFC 9700 §4.14);
+    /// 4. expiry, in every other state: `expired_token`;
+    /// 5. the state: `access_denied`; tokens once approved; while undecided, the **slow_down rule**:
     ///    the first poll is never throttled; a poll sooner than `interval` seconds after the last
     ///    *accepted* poll gets `slow_down` and the grant's interval grows by [`SLOW_DOWN_STEP`];
     ///    the last accepted poll is not moved, so a device that waits the new interval gets through.
+    ///
+    /// Step 2's family search is a scan of the family table, made only for a code that carries a valid
+    /// MAC but no longer has its grant: a forged code never reaches a table.
     fn poll(&mut self, now: u32, client: ClientIndex, device_code: &str) -> Result<TokenResponse, OAuthError> {
         let unknown = OAuthError::invalid_grant("device code not recognised");
         let claims = DeviceCodeClaims::decode(device_code, &self.keys, self.client_id(client)?).ok_or(unknown)?;
         let slot = usize::from(claims.slot);
-        let g = *self.grants.get(slot).filter(|g| g.serial == claims.serial && g.client == client).ok_or(unknown)?;
+        let Some(g) = self.grants.get(slot).filter(|g| g.serial == claims.serial && g.client == client).copied() else {
+            let spent = self.families.iter().any(|(_, f)| f.serial == claims.serial && f.client == client);
+            return Err(if spent { self.replayed_device_code(claims.serial) } else { unknown });
+        };
+        if g.state == GrantState::Exchanged {
+            return Err(self.replayed_device_code(g.serial));
+        }
         if g.is_expired(now) {
             return Err(OAuthError::new(ErrorCode::ExpiredToken, "device code expired"));
         }
@@ -58,10 +71,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 Err(OAuthError::new(ErrorCode::AuthorizationPending, "the user has not yet approved"))
             }
             GrantState::Denied => Err(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
-            GrantState::Exchanged => {
-                self.revoke_serial(g.serial);
-                Err(OAuthError::invalid_grant("device code already used; its tokens are revoked"))
-            }
+            GrantState::Exchanged => Err(self.replayed_device_code(g.serial)),
             GrantState::Approved => {
                 let tokens = self.issue(now, client, g.serial, g.user, g.scopes)?;
                 if let Some(gm) = self.grants.get_mut(slot) {
@@ -71,6 +81,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 Ok(tokens)
             }
         }
+    }
+
+    /// A device code presented again after its exchange: what it issued is revoked.
+    fn replayed_device_code(&mut self, serial: u32) -> OAuthError {
+        if self.revoke_serial(serial) {
+            log_warn!("device code replayed: token family {} revoked", serial);
+        }
+        OAuthError::invalid_grant("device code already used; its tokens are revoked")
     }
 
     /// Opens a token family for an approved grant and issues its first tokens.
@@ -84,10 +102,10 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     ) -> Result<TokenResponse, OAuthError> {
         let refresh = self.clients.get(client).is_some_and(|c| c.refresh_tokens());
         let lifetime = if refresh { self.config.refresh_token_lifetime } else { self.config.access_token_lifetime };
-        let slot = self
-            .families
-            .free_slot(now)
-            .ok_or(OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many active grants, retry later"))?;
+        let slot = self.families.free_slot(now).ok_or_else(|| {
+            log_warn!("token family table full ({} slots): token exchange refused", F);
+            OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many active grants, retry later")
+        })?;
         let family =
             Family { serial, expires_at: now.saturating_add(lifetime), user, scopes, counter: 0, client, refresh };
         self.families.set(slot, Some(family));
@@ -95,7 +113,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     fn mint(&self, now: u32, slot: usize, family: &Family, scopes: ScopeSet) -> Result<TokenResponse, OAuthError> {
-        let key = self.keys.current();
+        let key = self.signing_key()?;
         let client_id = self.client_id(family.client)?;
         let family_slot = u16::try_from(slot).unwrap_or(u16::MAX);
         let expires_at = now.saturating_add(self.config.access_token_lifetime).min(family.expires_at);
@@ -150,6 +168,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(OAuthError::invalid_grant("refresh token expired"));
         }
         if claims.counter != family.counter {
+            log_warn!("refresh token replayed: token family {} revoked", family.serial);
             self.revoke_serial(family.serial);
             return Err(OAuthError::invalid_grant("refresh token reused; the grant is revoked"));
         }

@@ -16,6 +16,7 @@ use crate::scope::ScopeSet;
 /// Why a user code could not be looked up, approved or denied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
 pub enum ApproveError {
     /// Malformed, or no grant has this code (counts against the guess budgets).
     InvalidCode,
@@ -44,10 +45,13 @@ impl fmt::Display for ApproveError {
 impl core::error::Error for ApproveError {}
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
+    /// The keyed hash a source is tracked under (all sources share one entry before `init`, when no
+    /// code exists to be guessed anyway).
     fn source_key(&self, source: &[u8]) -> [u8; 8] {
-        let mac = self.keys.current().mac(Domain::Source, &[source]);
         let mut k = [0u8; 8];
-        k.copy_from_slice(&mac[..8]);
+        if let Some(key) = self.keys.current() {
+            k.copy_from_slice(&key.mac(Domain::Source, &[source])[..8]);
+        }
         k
     }
 
@@ -138,13 +142,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// An HMAC tag for the verification page's anti-CSRF token, bound to `session` (e.g. the user).
+    /// Before `init` it is all zeros, which [`Provider::verify_csrf_tag`] never accepts.
     pub fn csrf_tag(&self, session: &[u8]) -> [u8; TAG_LEN] {
-        self.keys.current().tag(Domain::Csrf, &[session])
+        self.keys.current().map_or([0; TAG_LEN], |k| k.tag(Domain::Csrf, &[session]))
     }
 
     /// Checks an anti-CSRF tag made by [`Provider::csrf_tag`] (with the current or previous key).
     pub fn verify_csrf_tag(&self, session: &[u8], tag: &[u8]) -> bool {
-        self.keys.current().verify(Domain::Csrf, &[session], tag)
+        self.keys.current().is_some_and(|k| k.verify(Domain::Csrf, &[session], tag))
             || self.keys.previous().is_some_and(|k| k.verify(Domain::Csrf, &[session], tag))
     }
 }

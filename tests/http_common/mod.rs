@@ -33,7 +33,7 @@ pub fn provider(rng: &mut rand_chacha::ChaCha20Rng) -> TestProvider {
     let secret = SecretHash::new("printer-secret", rng);
     clients.add(Client::confidential("printer-demo", "Demo printer", secret).unwrap()).unwrap();
     clients.add(Client::public("evil", "<script>alert(1)</script> & \"Co\"").unwrap()).unwrap();
-    Provider::new(
+    Provider::build(
         Config::new("http://gw.test/activate"),
         ServerKey::new(1, &[0x11; 32]),
         scopes,

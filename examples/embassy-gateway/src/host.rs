@@ -139,7 +139,7 @@ pub async fn main(spawner: Spawner) {
         // The provider's clock: Unix time, as uptime plus the Unix time at uptime zero.
         let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let epoch = unix.saturating_sub(Instant::now().as_secs());
-        let mut provider_config = oauth2_devices::provider::Config::new(String::leak(format!("{issuer}/activate")));
+        let mut provider_config = oauth2_devices::provider::Config::new(&format!("{issuer}/activate"));
         if let Some(interval) = opts.interval {
             provider_config.interval = interval;
         }

@@ -112,7 +112,7 @@ mod oauth {
             clients.add(client).map_err(|_| "too many clients")?;
         }
         let key = ServerKey::new(config::SERVER_KEY_ID, &config::SERVER_KEY);
-        let provider = Provider::new(settings, key, scopes, clients, FixedGrants::new(), &mut rng)
+        let provider = Provider::build(settings, key, scopes, clients, FixedGrants::new(), &mut rng)
             .map_err(|_| "bad provider configuration")?;
         Ok(Gateway { provider, rng, epoch })
     }

@@ -57,10 +57,17 @@ fn state_survives_a_restart() {
         "client_id=tv-demo&grant_type=refresh_token&refresh_token={}",
         b_tokens["refresh_token"].as_str().unwrap()
     );
-    assert_eq!(http(&gw.addr, "POST", "/oauth/token", &[], &refresh).status, 200);
+    let refreshed = http(&gw.addr, "POST", "/oauth/token", &[], &refresh);
+    assert_eq!(refreshed.status, 200);
+    let b_access = refreshed.json()["access_token"].as_str().unwrap().to_string();
+    assert_eq!(me(&gw, &b_access), 200);
     assert_eq!(me(&gw, c_access), 401, "revoked before the restart stays revoked");
+    // B's device code, spent before the restart, is replayed after it: refused, and since its token
+    // family is still live the replay revokes it (an empty slot would answer invalid_grant too, but
+    // would leave the tokens working).
     let (status, v) = poll(&gw, &b_code);
     assert_eq!((status, v["error"].as_str()), (400, Some("invalid_grant")), "a spent code stays spent");
+    assert_eq!(me(&gw, &b_access), 401, "the replay revoked what the spent code issued");
     drop(gw);
     std::fs::remove_dir_all(&dir).unwrap();
 }
