@@ -18,8 +18,16 @@
 //! | `expired_token` | 400 | the device code expired |
 //! | `invalid_token` | 401 (+ `WWW-Authenticate: Bearer`) | bad, expired or revoked access token |
 //! | `insufficient_scope` | 403 (+ `WWW-Authenticate: Bearer`) | token lacks a required scope |
-//! | `temporarily_unavailable` | 503 | a fixed-capacity table is full |
-//! | `server_error` | 500 | an output buffer was too small (a configuration error) |
+//! | `temporarily_unavailable` | 503 (+ `Retry-After`) | a fixed-capacity table is full ([`ErrorCode::TemporarilyUnavailable`]) |
+//! | `temporarily_unavailable` | 429 (+ `Retry-After`) | this source holds its share of the grant table, or failed authentication too often ([`ErrorCode::Throttled`]) |
+//! | `server_error` | 500 | an output buffer was too small (a configuration error), or the provider is not initialised |
+//!
+//! A request refused because *its* source is over a budget gets 429 Too Many Requests (RFC 6585 §4)
+//! with `Retry-After`, so a client (and the person behind it) can tell "slow down, you" from the 503
+//! of a full server. Neither RFC 6749 §5.2 nor RFC 8628 has an error code for it: `slow_down` means
+//! "polling too fast" and is defined for the token endpoint only, so both answers carry the registered
+//! `temporarily_unavailable` (RFC 6749 §4.1.2.1), whose meaning, "try again later", is what a client
+//! should do; the status and `Retry-After` say who should wait and how long.
 
 use core::fmt;
 
@@ -52,8 +60,10 @@ pub enum ErrorCode {
     InvalidToken,
     /// RFC 6750 §3.1.
     InsufficientScope,
-    /// RFC 6749 §4.1.2.1; used when a fixed-capacity table is full.
+    /// RFC 6749 §4.1.2.1; used when a fixed-capacity table is full (503).
     TemporarilyUnavailable,
+    /// Sent as `temporarily_unavailable` with 429: this request's source is over its share or budget.
+    Throttled,
     /// RFC 6749 §4.1.2.1; used when a response does not fit its buffer.
     ServerError,
 }
@@ -74,7 +84,7 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::TemporarilyUnavailable | Self::Throttled => "temporarily_unavailable",
             Self::ServerError => "server_error",
         }
     }
@@ -86,6 +96,7 @@ impl ErrorCode {
             Self::InvalidClient | Self::InvalidToken => 401,
             Self::InsufficientScope => 403,
             Self::TemporarilyUnavailable => 503,
+            Self::Throttled => 429,
             Self::ServerError => 500,
             _ => 400,
         }
@@ -114,12 +125,19 @@ pub struct OAuthError {
     pub code: ErrorCode,
     /// The `error_description` member: fixed text chosen by this crate, never user input.
     pub description: &'static str,
+    /// Seconds after which a retry may succeed (sent as `Retry-After`), for 429 and 503.
+    pub retry_after: Option<u32>,
 }
 
 impl OAuthError {
     /// An error with its description.
     pub const fn new(code: ErrorCode, description: &'static str) -> Self {
-        Self { code, description }
+        Self { code, description, retry_after: None }
+    }
+
+    /// The same error, telling the client to retry after `seconds` (at least 1).
+    pub const fn retry_after(self, seconds: u32) -> Self {
+        Self { retry_after: Some(if seconds == 0 { 1 } else { seconds }), ..self }
     }
 
     /// The HTTP status to send (see [`ErrorCode::http_status`]).

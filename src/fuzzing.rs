@@ -145,7 +145,7 @@ pub struct FamilyView {
 pub fn family_table<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
     p: &Provider<C, G, F, S>,
 ) -> impl Iterator<Item = FamilyView> + '_ {
-    p.families().iter().map(|(slot, f)| FamilyView {
+    p.family_table().iter().map(|(slot, f)| FamilyView {
         slot,
         serial: f.serial,
         expires_at: f.expires_at,

@@ -6,9 +6,10 @@
 //! [`FixedGrants`] is the default: an array of `N` slots.
 //!
 //! A grant's life: `Pending` → (first poll) `Polling` → `Approved` or `Denied` → (token issued)
-//! `Exchanged`. Whatever the state, a grant past `expires_at` answers `expired_token` until its slot is
-//! reused. A slot is reused only when its grant has expired or was exchanged (a spent code, kept only
-//! to detect replays); the grant serial in every device code makes a reused slot reject the old code.
+//! `Exchanged`. A grant past `expires_at` answers `expired_token` (a spent one stays a replay) until
+//! its slot is reused; the grant serial in every device code makes a reused slot reject the old code.
+//! Which slots may be reused, and who may take how many, is the table's policy: see
+//! [`crate::policy`].
 
 use crate::code::UserCode;
 use crate::scope::ScopeSet;
@@ -38,20 +39,24 @@ impl GrantState {
 }
 
 /// One device authorization request. 32 bytes; see the crate docs for the budget.
+///
+/// `mark` is the time of the last poll answered without `slow_down` while the user has not decided
+/// (the issue time until the first poll: it tells an abandoned request from a live one), and the
+/// approving user once approved; [`PendingGrant::last_poll`] and [`PendingGrant::user`] read it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PendingGrant {
     /// Serial carried in the device code; unique for the provider's life.
     pub serial: u32,
     /// When the device code stops working (seconds, caller's clock).
     pub expires_at: u32,
-    /// The last poll that was answered without `slow_down`.
-    pub last_poll: u32,
-    /// The approving user (meaningful once approved).
-    pub user: u32,
+    pub(crate) mark: u32,
     /// Requested scopes; after approval, the granted ones.
     pub scopes: ScopeSet,
     /// The user code.
     pub user_code: UserCode,
+    /// Keyed hash of the source that asked (its peer address), for the table's fair shares; 0 when the
+    /// transport gave none.
+    pub source: u16,
     /// Current polling interval in seconds (grows by 5 with each `slow_down`).
     pub interval: u16,
     /// Index of the requesting client.
@@ -64,6 +69,16 @@ impl PendingGrant {
     /// True once `now` has reached the expiry.
     pub fn is_expired(&self, now: u32) -> bool {
         now >= self.expires_at
+    }
+
+    /// The last accepted poll (or the issue time before the first poll), while undecided.
+    pub fn last_poll(&self) -> Option<u32> {
+        self.state.is_undecided().then_some(self.mark)
+    }
+
+    /// The approving user, once approved.
+    pub fn user(&self) -> Option<u32> {
+        matches!(self.state, GrantState::Approved | GrantState::Exchanged).then_some(self.mark)
     }
 }
 

@@ -72,7 +72,7 @@
 //! ).unwrap();
 //!
 //! // 1. The device asks for codes (RFC 8628 §3.1).
-//! let tv = ClientCredentials { client_id: "tv-app", secret: None };
+//! let tv = ClientCredentials::new("tv-app", None);
 //! let auth = provider
 //!     .device_authorization(0, &DeviceAuthorizationRequest { client: tv, scope: Some("profile") }, &mut rng)
 //!     .unwrap();
@@ -132,6 +132,7 @@ pub mod request;
 pub mod response;
 pub mod scope;
 pub mod snapshot;
+pub mod source;
 pub mod storage;
 pub mod token;
 

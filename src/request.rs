@@ -23,6 +23,16 @@ pub struct ClientCredentials<'a> {
     pub client_id: &'a str,
     /// The secret, if one was sent (HTTP Basic or `client_secret` in the body).
     pub secret: Option<&'a str>,
+    /// Where the request comes from (the peer address, grouped: see [`crate::source`]), for the
+    /// per-source budgets and shares; empty when the transport does not know.
+    pub source: &'a [u8],
+}
+
+impl<'a> ClientCredentials<'a> {
+    /// Credentials with no source.
+    pub const fn new(client_id: &'a str, secret: Option<&'a str>) -> Self {
+        Self { client_id, secret, source: &[] }
+    }
 }
 
 /// Credentials decoded from an HTTP Basic `Authorization` header.
@@ -73,11 +83,11 @@ impl<'a> ClientCredentials<'a> {
                 if body_id.is_some_and(|id| id != b.client_id) {
                     return Err(OAuthError::invalid_request("client_id differs from the Authorization header"));
                 }
-                Ok(Self { client_id: b.client_id, secret: b.secret })
+                Ok(Self::new(b.client_id, b.secret))
             }
             None => {
                 let client_id = body_id.ok_or(OAuthError::invalid_client("client authentication missing"))?;
-                Ok(Self { client_id, secret: body_secret })
+                Ok(Self::new(client_id, body_secret))
             }
         }
     }
@@ -219,19 +229,13 @@ mod tests {
             assert_eq!(ClientCredentials::from_request(basic, f).unwrap_err().code, ErrorCode::InvalidRequest);
         });
         with_form("client_id=a", |f| {
-            assert_eq!(
-                ClientCredentials::from_request(basic, f).unwrap(),
-                ClientCredentials { client_id: "a", secret: Some("s") }
-            );
+            assert_eq!(ClientCredentials::from_request(basic, f).unwrap(), ClientCredentials::new("a", Some("s")));
         });
         with_form("", |f| {
             assert_eq!(ClientCredentials::from_request(None, f).unwrap_err().code, ErrorCode::InvalidClient);
         });
         with_form("client_id=a&client_secret=s", |f| {
-            assert_eq!(
-                ClientCredentials::from_request(None, f).unwrap(),
-                ClientCredentials { client_id: "a", secret: Some("s") }
-            );
+            assert_eq!(ClientCredentials::from_request(None, f).unwrap(), ClientCredentials::new("a", Some("s")));
         });
     }
 

@@ -104,6 +104,28 @@ pub struct TokenInfo {
     pub serial: u32,
 }
 
+/// One connected device of a user: a token family, or an approval waiting for its device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceInfo {
+    /// Its slot in the family table (with `serial`, what [`crate::provider::Provider::revoke_family`] takes).
+    pub slot: u16,
+    /// The serial of the grant it came from.
+    pub serial: u32,
+    /// The client.
+    pub client: ClientIndex,
+    /// The granted scopes.
+    pub scopes: ScopeSet,
+    /// When the user approved (provider clock).
+    pub approved_at: u32,
+    /// The last refresh (or the token exchange), at a granularity of
+    /// [`crate::provider::LAST_USED_GRANULARITY`]; `None` while the device has not connected.
+    pub last_used: Option<u32>,
+    /// When it expires unless used (its refresh token's lifetime, renewed at each refresh).
+    pub expires_at: u32,
+    /// True once the device exchanged its code (false: approved, waiting for the device).
+    pub connected: bool,
+}
+
 /// The result of an introspection (RFC 7662 §2.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Introspection {

@@ -2,17 +2,23 @@
 //! revocation, and resurrects nothing.
 //!
 //! # What is saved
-//! Live pending grants (with their state: a spent or denied code stays spent or denied), live token
-//! families (a revoked family is simply absent, so it stays revoked), the grant serial counter (so no
-//! serial, hence no code or token, is ever reused) and the provider's clock. Not saved: the server keys
-//! (they belong in the application's key storage), the clients and scopes (configuration), the guess
-//! budgets (they restart; a reboot is not something an attacker gets for free on a gateway).
+//! Live *decided* grants (approved, denied or exchanged: a spent or denied code stays spent or denied),
+//! live token families with their reservations (a revoked family is simply absent, so it stays
+//! revoked; approval and last-use times come along), the grant serial lease (so no serial, hence no
+//! code or token, is ever reused) and the provider's clock. Not saved: undecided grants (a device
+//! that asked for codes just before a reboot starts a new flow; saving them would cost a flash write
+//! per request), the server keys (they belong in the application's key storage), the clients and
+//! scopes (configuration), the attempt budgets (they restart; a reboot is not something an attacker
+//! gets for free on a gateway).
 //!
-//! # Format (version 1)
+//! # Format (version 2)
 //! `"O2DS"` ‖ postcard(header) ‖ postcard(grant record)* ‖ postcard(family record)* ‖ tag, where the
-//! header holds the format version, the id of the signing key, the clock, the serial counter and the
+//! header holds the format version, the id of the signing key, the clock, the serial lease and the
 //! record counts, and the tag is HMAC-SHA256 (truncated to 128 bits) of everything before it, under the
 //! server key named in the header. A snapshot from another server, or altered in any bit, is refused.
+//! Version 1 (before fair shares and connected devices) is still read: its undecided grants are
+//! dropped, its families get the snapshot's clock as their approval and last-use time, and the next
+//! save writes version 2, so a firmware update forgets no paired device.
 //!
 //! # Time across reboots
 //! Expiry is exact across a reboot when `now` comes from a clock that keeps running through it (an RTC,
@@ -24,9 +30,10 @@
 //! keeping them could let a token outlive its lifetime. [`Restored::clock_was_behind`] reports it.
 //!
 //! # Flash wear
-//! [`Provider::durable_version`] changes only when durable state does: one write when a device asks for
-//! codes, one when the user approves or denies, one at the token exchange, one per refresh and one per
-//! revocation. Polls write nothing. A complete device flow therefore costs three snapshot writes.
+//! [`Provider::durable_version`] changes only when durable state does: one write when the user approves
+//! or denies, one at the token exchange, one per refresh and one per revocation, plus one per
+//! [`crate::provider::SERIAL_LEASE`] device authorizations. Asking for codes and polling write nothing.
+//! A complete device flow therefore costs two snapshot writes.
 
 use core::fmt;
 
@@ -35,14 +42,17 @@ use serde::{Deserialize, Serialize};
 use crate::client::ClientRegistry;
 use crate::family::Family;
 use crate::fmt::{log_info, log_warn};
-use crate::grant::{GrantStore, PendingGrant};
+use crate::grant::{GrantState, GrantStore, PendingGrant};
 use crate::key::{Domain, TAG_LEN};
 use crate::provider::{secs, Provider};
 
 /// The first bytes of every snapshot.
 pub const SNAPSHOT_MAGIC: [u8; 4] = *b"O2DS";
 /// The format version this crate writes and reads.
-pub const SNAPSHOT_VERSION: u8 = 1;
+pub const SNAPSHOT_VERSION: u8 = 2;
+
+/// The first format version, still read (see the module docs).
+const V1: u8 = 1;
 
 /// How far the serial counter jumps at a restore. Grants issued after the last save and lost in a power
 /// cut used serials just above the saved counter; skipping past them means no serial, hence no device
@@ -51,8 +61,8 @@ pub const SERIAL_RESTORE_GAP: u32 = 1 << 20;
 
 /// Worst-case bytes of a snapshot with `grants` grant slots and `families` family slots.
 pub const fn max_snapshot_len(grants: usize, families: usize) -> usize {
-    // magic + header (1 + 1 + 5 + 5 + 3 + 3) + records (slot 3 + grant 38, slot 3 + family 27) + tag
-    4 + 18 + grants * 41 + families * 30 + TAG_LEN
+    // magic + header (1 + 1 + 5 + 5 + 3 + 3) + records (slot 3 + grant 36, slot 3 + family 38) + tag
+    4 + 18 + grants * 39 + families * 41 + TAG_LEN
 }
 
 #[derive(Serialize, Deserialize)]
@@ -75,6 +85,79 @@ struct GrantRecord {
 struct FamilyRecord {
     slot: u16,
     family: Family,
+}
+
+/// A grant as version 1 stored it.
+#[derive(Deserialize)]
+struct V1Grant {
+    slot: u16,
+    serial: u32,
+    expires_at: u32,
+    last_poll: u32,
+    user: u32,
+    scopes: crate::scope::ScopeSet,
+    user_code: crate::code::UserCode,
+    interval: u16,
+    client: u8,
+    state: GrantState,
+}
+
+/// A token family as version 1 stored it.
+#[derive(Deserialize)]
+struct V1Family {
+    slot: u16,
+    serial: u32,
+    expires_at: u32,
+    user: u32,
+    scopes: crate::scope::ScopeSet,
+    counter: u32,
+    client: u8,
+    refresh: bool,
+}
+
+/// One grant record of a snapshot of `version`, in today's form; `None` for a grant today's format
+/// does not keep (an undecided one).
+fn take_grant(version: u8, input: &mut &[u8]) -> Result<Option<(u16, PendingGrant)>, SnapshotError> {
+    if version == V1 {
+        let g: V1Grant = take(input)?;
+        let mark = if g.state.is_undecided() { g.last_poll } else { g.user };
+        let grant = PendingGrant {
+            serial: g.serial,
+            expires_at: g.expires_at,
+            mark,
+            scopes: g.scopes,
+            user_code: g.user_code,
+            source: 0,
+            interval: g.interval,
+            client: g.client,
+            state: g.state,
+        };
+        return Ok((!g.state.is_undecided()).then_some((g.slot, grant)));
+    }
+    let r: GrantRecord = take(input)?;
+    Ok((!r.grant.state.is_undecided()).then_some((r.slot, r.grant)))
+}
+
+/// One family record of a snapshot of `version` saved at `clock`, in today's form.
+fn take_family(version: u8, clock: u32, input: &mut &[u8]) -> Result<(u16, Family), SnapshotError> {
+    if version == V1 {
+        let f: V1Family = take(input)?;
+        let family = Family {
+            serial: f.serial,
+            expires_at: f.expires_at,
+            user: f.user,
+            scopes: f.scopes,
+            counter: f.counter,
+            client: f.client,
+            approved_at: clock,
+            last_used: clock,
+            refresh: f.refresh,
+            issued: true,
+        };
+        return Ok((f.slot, family));
+    }
+    let r: FamilyRecord = take(input)?;
+    Ok((r.slot, r.family))
 }
 
 /// Why a snapshot could not be written or read. On any read error the provider is left unchanged;
@@ -156,15 +239,16 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let key = self.keys().current().ok_or(SnapshotError::NotInitialised)?;
         let now = self.clock();
         let table = self.grants();
-        let live_grant = |slot: usize| table.get(slot).filter(|g| !g.is_expired(now)).copied();
+        let live_grant =
+            |slot: usize| table.get(slot).filter(|g| !g.is_expired(now) && !g.state.is_undecided()).copied();
         let grants = (0..table.capacity()).filter(|&s| live_grant(s).is_some()).count();
-        let live_families = || self.families().iter().filter(|(_, f)| f.is_live(now));
+        let live_families = || self.family_table().iter().filter(|(_, f)| f.is_live(now));
         let families = live_families().count();
         let header = Header {
             version: SNAPSHOT_VERSION,
             key_id: key.id(),
             clock: now,
-            next_serial: self.next_serial(),
+            next_serial: self.serial_lease(),
             grants: u16::try_from(grants).map_err(|_| SnapshotError::CapacityExceeded)?,
             families: u16::try_from(families).map_err(|_| SnapshotError::CapacityExceeded)?,
         };
@@ -215,11 +299,11 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(SnapshotError::BadMagic);
         }
         // The version comes first in the header, so a newer format is named as such, not as garbage.
-        match records.first() {
-            Some(&SNAPSHOT_VERSION) => {}
+        let version = match records.first() {
+            Some(&v @ (V1 | SNAPSHOT_VERSION)) => v,
             Some(&v) => return Err(SnapshotError::UnsupportedVersion(v)),
             None => return Err(SnapshotError::Truncated),
-        }
+        };
         let header: Header = take(&mut records)?;
         let key = self.keys().get(header.key_id).ok_or(SnapshotError::UnknownKey(header.key_id))?;
         if !key.verify(Domain::Snapshot, &[body], tag) {
@@ -234,14 +318,12 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         }
         let mut check = records;
         for _ in 0..grant_count {
-            let r: GrantRecord = take(&mut check)?;
-            if usize::from(r.slot) >= capacity {
+            if take_grant(version, &mut check)?.is_some_and(|(slot, _)| usize::from(slot) >= capacity) {
                 return Err(SnapshotError::CapacityExceeded);
             }
         }
         for _ in 0..family_count {
-            let r: FamilyRecord = take(&mut check)?;
-            if usize::from(r.slot) >= F {
+            if usize::from(take_family(version, header.clock, &mut check)?.0) >= F {
                 return Err(SnapshotError::CapacityExceeded);
             }
         }
@@ -258,18 +340,22 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         }
         t.families.clear();
         *t.next_serial = header.next_serial.wrapping_add(SERIAL_RESTORE_GAP);
+        *t.serial_lease = *t.next_serial;
         t.clock.set(if behind { now } else { header.clock.max(now) });
         if behind {
             return Ok(Restored { grants: 0, families: 0, clock_was_behind: true });
         }
+        let mut grants = 0;
         for _ in 0..grant_count {
-            let r: GrantRecord = take(&mut records)?;
-            t.grants.set(usize::from(r.slot), Some(r.grant));
+            if let Some((slot, grant)) = take_grant(version, &mut records)? {
+                t.grants.set(usize::from(slot), Some(grant));
+                grants += 1;
+            }
         }
         for _ in 0..family_count {
-            let r: FamilyRecord = take(&mut records)?;
-            t.families.set(usize::from(r.slot), Some(r.family));
+            let (slot, family) = take_family(version, header.clock, &mut records)?;
+            t.families.set(usize::from(slot), Some(family));
         }
-        Ok(Restored { grants: grant_count, families: family_count, clock_was_behind: false })
+        Ok(Restored { grants, families: family_count, clock_was_behind: false })
     }
 }

@@ -293,13 +293,20 @@ fn page_messages_for_bad_codes() {
     let r = poll(&mut s, "tv-demo", &d.device_code);
     assert_eq!(r.error(), "expired_token");
 
-    // Rate limiting: five wrong codes per window, then refused.
+    // Rate limiting: five wrong codes for free, then a graduated back-off (1 s, 2 s, ...), not a
+    // lock-out: after the wait, alice's own right code is accepted.
     for _ in 0..5 {
         assert_eq!(page(&mut s, "CCCC-CCCC", &alice()).status, 400);
     }
-    let r = page(&mut s, "CCCC-CCCC", &alice());
+    let own = start(&mut s, "tv-demo", "profile");
+    let r = page(&mut s, &own.user_code, &alice());
     assert_eq!((r.status, r.message()), (429, Some("Too many attempts")));
-    assert_eq!(r.header("retry-after"), Some("60"));
+    assert_eq!(r.header("retry-after"), Some("1"));
+    s.now += 1;
+    assert_eq!(page(&mut s, &own.user_code, &alice()).status, 200, "the back-off is short");
+    assert_eq!(page(&mut s, "CCCC-CCCC", &alice()).status, 400);
+    let r = page(&mut s, "CCCC-CCCC", &alice());
+    assert_eq!((r.status, r.header("retry-after")), (429, Some("2")), "and grows");
     // Another user is not blocked by alice's budget.
     let d2 = start(&mut s, "tv-demo", "profile");
     let r = page(&mut s, &d2.user_code, &basic("mallory", "x"));

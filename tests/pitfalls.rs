@@ -189,18 +189,30 @@ fn duplicate_parameters_are_rejected() {
 fn memory_is_bounded_and_expired_entries_are_reclaimed() {
     let (mut p, mut rng) = setup();
     let req = DeviceAuthorizationRequest { client: public("tv"), scope: None };
-    let mut issued = 0;
-    // A thousand requests over simulated hours: the table never exceeds its capacity, full is a 503,
-    // and expired grants make room again.
+    // A thousand requests over simulated hours whose devices never poll: the table never exceeds its
+    // capacity, and abandoned requests (no poll for `abandon_after`) make room for new ones.
+    let abandon = u64::from(p.config().abandon_after);
     for i in 0..1000u64 {
-        match p.device_authorization(i * 10, &req, &mut rng) {
-            Ok(_) => issued += 1,
-            Err(e) => assert_eq!(e.code, ErrorCode::TemporarilyUnavailable),
-        }
+        p.device_authorization(i * 10, &req, &mut rng).unwrap();
         assert!(p.live_grants(i * 10) <= 16);
     }
-    // One grant every 10 s, each living 600 s: 16 slots serve 16 grants per 600 s.
-    assert!((250..=300).contains(&issued), "{issued}");
+    // Devices that keep polling keep their slots: the seventeenth request is a 503 with a retry time,
+    // and once the codes expire there is room again.
+    let t0 = 1000 * 10 + abandon;
+    let mut codes = Vec::new();
+    for _ in 0..16 {
+        codes.push(p.device_authorization(t0, &req, &mut rng).unwrap().device_code);
+    }
+    let poll = |c| TokenRequest { client: public("tv"), grant: Grant::DeviceCode { device_code: c } };
+    for t in [t0 + 60, t0 + 120, t0 + 180] {
+        for c in &codes {
+            assert_eq!(p.token(t, &poll(c)).unwrap_err().code, ErrorCode::AuthorizationPending);
+        }
+    }
+    let e = p.device_authorization(t0 + 180, &req, &mut rng).unwrap_err();
+    assert_eq!(e.code, ErrorCode::TemporarilyUnavailable);
+    assert!(e.retry_after.is_some_and(|s| s > 0 && u64::from(s) <= abandon), "{e:?}");
+    assert!(p.device_authorization(t0 + 600, &req, &mut rng).is_ok(), "expired grants make room");
 }
 
 #[test]

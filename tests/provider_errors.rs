@@ -28,7 +28,7 @@ fn err<T: std::fmt::Debug>(r: Result<T, OAuthError>) -> ErrorCode {
 }
 
 fn printer(secret: Option<&str>) -> ClientCredentials<'_> {
-    ClientCredentials { client_id: "printer", secret }
+    ClientCredentials::new("printer", secret)
 }
 
 fn approve(p: &mut TestProvider, now: u64, a: &DeviceAuthorization) {
@@ -43,7 +43,7 @@ fn device_authorization_client_errors() {
     let wrong = printer(Some("nope"));
     assert_eq!(err(p.device_authorization(0, &req(wrong), &mut rng)), ErrorCode::InvalidClient);
     assert_eq!(err(p.device_authorization(0, &req(printer(None)), &mut rng)), ErrorCode::InvalidClient);
-    let tv_with_secret = ClientCredentials { client_id: "tv", secret: Some("x") };
+    let tv_with_secret = ClientCredentials::new("tv", Some("x"));
     assert_eq!(err(p.device_authorization(0, &req(tv_with_secret), &mut rng)), ErrorCode::InvalidClient);
     // The confidential client with its secret and the public client without one work.
     for creds in [printer(Some("s3cret")), public("tv")] {
@@ -196,22 +196,46 @@ fn wrong_guesses_are_limited_per_source_and_globally() {
     let (mut p, mut rng) = setup();
     let a = start(&mut p, &mut rng, 0, public("tv"));
     let code = a.user_code.display();
-    // Five wrong guesses per source per 60 s (the default).
+    let limits = p.config().limits;
+    assert_eq!((limits.per_source, limits.global, limits.window), (5, 32, 60), "the defaults this test is about");
+    // Per source: five wrong guesses for free, then a graduated back-off: 1 s, 2 s, 4 s, ...
     for _ in 0..5 {
         assert_eq!(p.user_code_info(1, "BBBB-BBBB", b"mallory"), Err(ApproveError::InvalidCode));
     }
-    assert_eq!(p.user_code_info(2, "BBBB-BBBB", b"mallory"), Err(ApproveError::RateLimited));
-    // Even the right code is refused to a source that is over its budget...
-    assert_eq!(p.user_code_info(2, &code, b"mallory"), Err(ApproveError::RateLimited));
-    // ...but another source is not affected, and the window ends.
-    assert!(p.user_code_info(2, &code, b"alice").is_ok());
-    assert!(p.user_code_info(61, &code, b"mallory").is_ok());
-    // Globally: 32 wrong guesses per window from any number of sources.
+    assert_eq!(p.user_code_info(1, "BBBB-BBBB", b"mallory"), Err(ApproveError::RateLimited));
+    // Even the right code is refused to a source that is in its back-off...
+    assert_eq!(p.user_code_info(1, &code, b"mallory"), Err(ApproveError::RateLimited));
+    // ...but another source is not affected, and the wait is short.
+    assert!(p.user_code_info(1, &code, b"alice").is_ok());
+    assert!(p.user_code_info(2, &code, b"mallory").is_ok());
+    assert_eq!(p.user_code_info(2, "BBBB-BBBB", b"mallory"), Err(ApproveError::InvalidCode));
+    assert_eq!(p.user_code_info(3, &code, b"mallory"), Err(ApproveError::RateLimited), "now 2 s");
+    assert!(p.user_code_info(4, &code, b"mallory").is_ok());
+
+    // Globally: exactly 32 wrong guesses per window from any number of sources, each one answered.
+    let mut q = setup().0;
+    let b = start(&mut q, &mut rng, 100, public("tv"));
+    let code = b.user_code.display();
     for i in 0..32u32 {
-        let _ = p.user_code_info(100, "BBBB-BBBB", &i.to_be_bytes());
+        assert_eq!(q.user_code_info(100, "BBBB-BBBB", &i.to_be_bytes()), Err(ApproveError::InvalidCode), "guess {i}");
     }
-    assert_eq!(p.user_code_info(101, &code, b"alice"), Err(ApproveError::RateLimited));
-    assert!(p.user_code_info(160, &code, b"alice").is_ok());
+    assert_eq!(q.user_code_info(100, "BBBB-BBBB", b"fresh"), Err(ApproveError::RateLimited), "the 33rd");
+    assert_eq!(q.user_code_info(101, &code, b"alice"), Err(ApproveError::RateLimited));
+    // The window opened at 100: still closed at 159, open at 160.
+    assert_eq!(q.user_code_info(159, &code, b"alice"), Err(ApproveError::RateLimited));
+    assert!(q.user_code_info(160, &code, b"alice").is_ok());
+}
+
+#[test]
+fn the_documented_guessing_bound_follows_from_the_configuration() {
+    let p = setup().0;
+    let c = p.config();
+    // global × (⌈T / window⌉ + 1) × L / 20^8, with L the grant table's 16 slots.
+    let bound = oauth2_devices::limit::guess_bound(&c.limits, c.device_code_lifetime, 16).unwrap();
+    let by_hand = 32.0 * (600.0_f64 / 60.0 + 1.0) * 16.0 / 20f64.powi(8);
+    assert!((bound - by_hand).abs() < 1e-12, "{bound} vs {by_hand}");
+    assert!(bound < 2.3e-7 && bound > 2.1e-7, "the docs say about 2.2e-7: {bound}");
+    assert_eq!(oauth2_devices::limit::guess_bound(&c.auth_limits, 600, 16), None, "no global budget, no bound");
 }
 
 #[test]
@@ -286,25 +310,41 @@ fn key_rotation_keeps_old_tokens_until_retired() {
 }
 
 #[test]
-fn full_family_table_is_503_at_exchange_and_the_grant_survives() {
+fn a_full_family_table_refuses_the_approval_and_a_revocation_makes_room() {
     let (mut p, mut rng) = setup();
     let mut tokens = Vec::new();
-    // 16 families fill the table (use `cli`: no refresh, so families live as long as access tokens).
+    // 16 families, of 16 users, fill the table (`cli`: no refresh, families live as long as access tokens).
     let sensors = p.scopes().parse("sensors:read").unwrap();
     for i in 0..16 {
         let a = start(&mut p, &mut rng, i, public("cli"));
-        p.approve(i, &a.user_code.display(), b"u", 1, sensors).unwrap();
+        p.approve(i, &a.user_code.display(), b"u", i as u32, sensors).unwrap();
         tokens.push(p.token(i, &poll(public("cli"), &a.device_code)).unwrap());
     }
+    // Capacity is checked before consent: the 17th approval is refused, its grant stays undecided.
     let a = start(&mut p, &mut rng, 20, public("cli"));
-    p.approve(21, &a.user_code.display(), b"u", 1, sensors).unwrap();
-    let e = p.token(22, &poll(public("cli"), &a.device_code)).unwrap_err();
-    assert_eq!((e.code, e.http_status()), (ErrorCode::TemporarilyUnavailable, 503));
-    // Revoking one frees a family; the approved grant then exchanges.
+    assert_eq!(p.approve(21, &a.user_code.display(), b"u", 99, sensors), Err(ApproveError::DevicesFull));
+    assert_eq!(err(p.token(22, &poll(public("cli"), &a.device_code))), ErrorCode::AuthorizationPending);
+    // Revoking one frees a family; the approval then succeeds and the exchange is certain.
     let q = TokenQuery { client: public("cli"), token: &tokens[0].access_token };
-    p.revoke(&q).unwrap();
+    p.revoke(23, &q).unwrap();
+    p.approve(24, &a.user_code.display(), b"u", 99, sensors).unwrap();
     assert!(p.token(30, &poll(public("cli"), &a.device_code)).is_ok());
     assert_eq!(p.live_families(30), 16);
+}
+
+#[test]
+fn an_account_at_its_limit_is_refused_before_consent() {
+    let (mut p, mut rng) = setup();
+    let limit = p.config().families_per_user;
+    for i in 0..u64::from(limit) {
+        let a = start(&mut p, &mut rng, i, public("tv"));
+        p.approve(i, &a.user_code.display(), b"u", 7, ScopeSet::EMPTY).unwrap();
+        p.token(i, &poll(public("tv"), &a.device_code)).unwrap();
+    }
+    let a = start(&mut p, &mut rng, 100, public("tv"));
+    assert_eq!(p.approve(100, &a.user_code.display(), b"u", 7, ScopeSet::EMPTY), Err(ApproveError::AccountFull));
+    // Another user is not affected by user 7's limit (the table itself has no room left, though).
+    assert_eq!(p.approve(100, &a.user_code.display(), b"u", 8, ScopeSet::EMPTY), Err(ApproveError::DevicesFull));
 }
 
 #[test]
@@ -331,11 +371,11 @@ fn introspection_and_revocation_rules() {
         "{json}"
     );
     // Another client's revocation of tv's token is ignored (RFC 7009 §2.1), with success.
-    p.revoke(&pq(&t.access_token)).unwrap();
+    p.revoke(4, &pq(&t.access_token)).unwrap();
     assert!(matches!(p.introspect(4, &pq(&t.access_token)), Ok(Introspection::Access(_))));
     // Revoking the refresh token revokes the access token too.
-    p.revoke(&TokenQuery { client: public("tv"), token: &rt }).unwrap();
+    p.revoke(4, &TokenQuery { client: public("tv"), token: &rt }).unwrap();
     assert_eq!(p.introspect(5, &pq(&t.access_token)), Ok(Introspection::Inactive));
     // Unknown client on revocation.
-    assert_eq!(err(p.revoke(&TokenQuery { client: public("ghost"), token: &rt })), ErrorCode::InvalidClient);
+    assert_eq!(err(p.revoke(4, &TokenQuery { client: public("ghost"), token: &rt })), ErrorCode::InvalidClient);
 }

@@ -51,7 +51,7 @@ fn introspection_never_lets_time_go_back() {
     let (mut p, mut rng) = setup(2);
     let (_, t) = exchanged(&mut p, &mut rng, 1000);
     let expiry = 1002 + u64::from(p.config().access_token_lifetime);
-    let printer = ClientCredentials { client_id: "printer", secret: Some("s3cret") };
+    let printer = ClientCredentials::new("printer", Some("s3cret"));
     let q = TokenQuery { client: printer, token: &t.access_token };
     assert!(matches!(p.introspect(expiry - 1, &q), Ok(Introspection::Access(_))));
     assert_eq!(p.introspect(expiry, &q), Ok(Introspection::Inactive));

@@ -173,7 +173,7 @@ fn token_exchange(c: &mut Criterion) {
     fn cleanup(f: &mut Fixture, issued: &mut Vec<heapless::String<50>>) {
         for access in issued.drain(..) {
             let q = TokenQuery { client: public(), token: &access };
-            f.provider.revoke(&q).expect("revoke");
+            f.provider.revoke(f.now, &q).expect("revoke");
         }
         assert_eq!(f.provider.live_families(f.now), 0);
     }
@@ -445,7 +445,7 @@ fn revoke_issued(f: &mut Fixture, response: &[u8]) {
     let Some(at) = response.windows(KEY.len()).position(|w| w == KEY) else { return };
     let rest = &response[at + KEY.len()..];
     let token = std::str::from_utf8(&rest[..rest.iter().position(|&b| b == b'"').unwrap_or(0)]).expect("ascii");
-    f.provider.revoke(&TokenQuery { client: public(), token }).expect("revoke");
+    f.provider.revoke(f.now, &TokenQuery { client: public(), token }).expect("revoke");
 }
 
 /// base64url without padding (RFC 4648 §5), for the page's anti-CSRF field.

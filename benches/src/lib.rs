@@ -28,7 +28,7 @@ pub const CODE_LIFETIME: u64 = 600;
 
 /// The credentials of the public client.
 pub fn public() -> ClientCredentials<'static> {
-    ClientCredentials { client_id: CLIENT_ID, secret: None }
+    ClientCredentials::new(CLIENT_ID, None)
 }
 
 /// A provider, its RNG and a clock that only moves forward.

@@ -49,8 +49,8 @@ pub struct World {
 pub fn world() -> World {
     let mut rng = ChaCha20Rng::seed_from_u64(0);
     let mut provider = fuzzing::provider(&mut rng).expect("fuzz provider");
-    let tv = ClientCredentials { client_id: "tv", secret: None };
-    let svc = ClientCredentials { client_id: "svc", secret: Some(CLIENT_SECRET) };
+    let tv = ClientCredentials::new("tv", None);
+    let svc = ClientCredentials::new("svc", Some(CLIENT_SECRET));
     let a = provider
         .device_authorization(1000, &DeviceAuthorizationRequest { client: tv, scope: Some("profile") }, &mut rng)
         .expect("a");

@@ -51,11 +51,11 @@ fn expected_credentials<'a>(
     match basic {
         Some(_) if secret.is_some() => Err(ErrorCode::InvalidRequest),
         Some(b) if id.is_some_and(|id| id != b.client_id) => Err(ErrorCode::InvalidRequest),
-        Some(b) => Ok(ClientCredentials { client_id: b.client_id, secret: b.secret }),
+        Some(b) => Ok(ClientCredentials::new(b.client_id, b.secret)),
         None => match (id, secret) {
             (None, _) => Err(ErrorCode::InvalidClient),
-            (Some(client_id), None) => Ok(ClientCredentials { client_id, secret: None }),
-            (Some(client_id), Some(s)) => Ok(ClientCredentials { client_id, secret: Some(s) }),
+            (Some(client_id), None) => Ok(ClientCredentials::new(client_id, None)),
+            (Some(client_id), Some(s)) => Ok(ClientCredentials::new(client_id, Some(s))),
         },
     }
 }

@@ -73,7 +73,7 @@ fn run(rng: &mut ChaCha20Rng) {
         };
         let Ok(auth) = requests::device_authorization(&mut p, now, &req, rng, &mut out) else { continue };
         black_box(&out);
-        let client = ClientCredentials { client_id: black_box(requests::CLIENT_ID), secret: black_box(None) };
+        let client = ClientCredentials::new(black_box(requests::CLIENT_ID), black_box(None));
         let poll = TokenRequest { client, grant: black_box(Grant::DeviceCode { device_code: &auth.device_code }) };
         black_box(requests::token(&mut p, now, &poll, &mut out)).ok();
         let typed = auth.user_code.display();

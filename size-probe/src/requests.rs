@@ -23,7 +23,7 @@ pub const SECRET: &str = "s3cret";
 
 /// Credentials of a public client.
 pub fn public(client_id: &str) -> ClientCredentials<'_> {
-    ClientCredentials { client_id, secret: None }
+    ClientCredentials::new(client_id, None)
 }
 
 /// A provider with a public client (`tv-app`, refresh tokens) and a confidential one (`printer`).

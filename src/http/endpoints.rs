@@ -17,8 +17,8 @@ use crate::form::Form;
 use crate::grant::GrantStore;
 use crate::provider::Provider;
 use crate::request::{
-    parse_basic, BasicCredentials, DeviceAuthorizationRequest, TokenQuery, TokenRequest, DEVICE_CODE_GRANT,
-    REFRESH_TOKEN_GRANT,
+    parse_basic, BasicCredentials, ClientCredentials, DeviceAuthorizationRequest, TokenQuery, TokenRequest,
+    DEVICE_CODE_GRANT, REFRESH_TOKEN_GRANT,
 };
 
 /// Most parameters in an OAuth request body (more is `invalid_request`).
@@ -59,6 +59,9 @@ pub(crate) fn oauth_error(cfg: &HttpConfig, res: &mut Response<'_>, e: &OAuthErr
 
 fn oauth_error_with_status(cfg: &HttpConfig, res: &mut Response<'_>, e: &OAuthError, status: u16) {
     res.set_status(status);
+    if let Some(seconds) = e.retry_after {
+        res.header_fmt("Retry-After", format_args!("{seconds}"));
+    }
     if status == 401 {
         res.header_fmt("WWW-Authenticate", format_args!("Basic realm=\"{}\"", cfg.realm));
     }
@@ -101,25 +104,35 @@ pub(crate) fn oauth<C, G, const F: usize, const S: usize, A, R>(
         Err(e) => return oauth_error(cfg, res, &e.into()),
     };
     let provider = &mut *cx.provider;
+    // Budgets and shares are charged to the peer address (see `crate::source`).
+    let (source, n) = req.peer.map_or(([0; 8], 0), |p| crate::source::of_ip(p.ip()));
+    let source = source.get(..n).unwrap_or_default();
     let result = match endpoint {
         Endpoint::DeviceAuthorization => DeviceAuthorizationRequest::from_form(&form, basic)
+            .map(|r| DeviceAuthorizationRequest { client: ClientCredentials { source, ..r.client }, ..r })
             .and_then(|r| provider.device_authorization(cx.now, &r, cx.rng))
             .map(|auth| {
                 res.header("Content-Type", "application/json").body_with(|out| auth.write_json(provider.config(), out));
             }),
         Endpoint::Token => {
-            TokenRequest::from_form(&form, basic).and_then(|r| provider.token(cx.now, &r)).map(|tokens| {
+            let request = TokenRequest::from_form(&form, basic)
+                .map(|r| TokenRequest { client: ClientCredentials { source, ..r.client }, ..r });
+            request.and_then(|r| provider.token(cx.now, &r)).map(|tokens| {
                 res.header("Content-Type", "application/json")
                     .body_with(|out| tokens.write_json(provider.scopes(), out));
             })
         }
         Endpoint::Introspection => {
-            TokenQuery::from_form(&form, basic).and_then(|q| provider.introspect(cx.now, &q)).map(|result| {
+            let query = TokenQuery::from_form(&form, basic)
+                .map(|q| TokenQuery { client: ClientCredentials { source, ..q.client }, ..q });
+            query.and_then(|q| provider.introspect(cx.now, &q)).map(|result| {
                 res.header("Content-Type", "application/json")
                     .body_with(|out| result.write_json(provider.scopes(), provider.clients(), out));
             })
         }
-        Endpoint::Revocation => TokenQuery::from_form(&form, basic).and_then(|q| provider.revoke(&q)),
+        Endpoint::Revocation => TokenQuery::from_form(&form, basic)
+            .map(|q| TokenQuery { client: ClientCredentials { source, ..q.client }, ..q })
+            .and_then(|q| provider.revoke(cx.now, &q)),
     };
     if let Err(e) = result {
         oauth_error(cfg, res, &e);

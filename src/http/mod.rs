@@ -119,10 +119,12 @@
 
 mod app;
 mod context;
+mod devices;
 mod driver;
 mod emit;
 mod endpoints;
 mod guard;
+mod html;
 mod page;
 mod parse;
 mod server;
@@ -157,6 +159,8 @@ pub struct HttpConfig {
     pub token_path: &'static str,
     /// The verification page.
     pub activate_path: &'static str,
+    /// The connected-devices page (see the `devices` module docs).
+    pub devices_path: &'static str,
     /// The authorization server metadata document (RFC 8414 §3).
     pub metadata_path: &'static str,
     /// Introspection endpoint (RFC 7662).
@@ -180,6 +184,7 @@ impl HttpConfig {
             device_authorization_path: "/oauth/device",
             token_path: "/oauth/token",
             activate_path: "/activate",
+            devices_path: "/devices",
             metadata_path: "/.well-known/oauth-authorization-server",
             introspection_path: "/oauth/introspect",
             revocation_path: "/oauth/revoke",

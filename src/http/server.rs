@@ -7,7 +7,7 @@ use super::app::{Application, LogEntry};
 use super::context::{Context, Outcome, Served};
 use super::emit::{Connection, Response};
 use super::parse::{self, Framed, Request};
-use super::{endpoints, guard, page, status, HttpConfig};
+use super::{devices, endpoints, guard, page, status, HttpConfig};
 use crate::client::ClientRegistry;
 use crate::grant::GrantStore;
 
@@ -116,6 +116,8 @@ fn route<C, G, const F: usize, const S: usize, A, R>(
         }
     } else if path == cfg.activate_path {
         page::activate(cfg, cx, req, body, res);
+    } else if path == cfg.devices_path {
+        devices::devices(cfg, cx, req, body, res);
     } else if let Some(required) = cx.app.protected(req.method, path, cx.provider.scopes()) {
         guard::bearer(cfg, cx, &Request { body: &*body, ..*req }, required, res);
     } else {

@@ -11,7 +11,9 @@
 //! | 405 | a method the route does not take, with `Allow` | [`METHOD_NOT_ALLOWED`] |
 //! | 413, 414, 431, 501 | framing refusals | [`Reject::status`] |
 //! | 415 | an OAuth endpoint or the page's POST without a form body | [`UNSUPPORTED_MEDIA_TYPE`] |
-//! | 429 | too many wrong codes on the page (with `Retry-After`) | [`approve_error`] |
+//! | 409 | the signed-in user has as many connected devices as allowed | [`approve_error`] |
+//! | 429 | too many wrong codes or failed sign-ins (with `Retry-After`) | [`approve_error`], [`SIGN_IN_THROTTLED`] |
+//! | 503 | no room for another connected device (the page links to the devices page) | [`approve_error`] |
 //! | 500 | a response that does not fit the output buffer (a bare answer that closes) | [`OVERFLOW`] |
 
 use core::fmt::Write as _;
@@ -20,6 +22,8 @@ use super::emit::Response;
 use super::parse::Reject;
 use crate::provider::ApproveError;
 
+/// Too many failed sign-ins from this address: wait (`Retry-After`).
+pub const SIGN_IN_THROTTLED: u16 = 429;
 /// The page's form is malformed or names no action.
 pub const BAD_FORM: u16 = 400;
 /// The page's POST was made for another user or with another key: reload.
@@ -52,6 +56,8 @@ impl Reject {
 pub const fn approve_error(e: ApproveError) -> u16 {
     match e {
         ApproveError::RateLimited => 429,
+        ApproveError::DevicesFull => 503,
+        ApproveError::AccountFull => 409,
         ApproveError::InvalidCode
         | ApproveError::Expired
         | ApproveError::AlreadyDecided

@@ -68,7 +68,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let live = self
             .families
             .get(usize::from(claims.family_slot))
-            .is_some_and(|f| f.serial == claims.serial && f.client == claims.client && f.is_live(now));
+            .is_some_and(|f| f.issued && f.serial == claims.serial && f.client == claims.client && f.is_live(now));
         if !live {
             return Err(BearerError::Revoked);
         }

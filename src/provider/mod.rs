@@ -14,6 +14,7 @@
 //! | `token.rs` | the token endpoint: polling and the `slow_down` rule (§3.4–3.5), refresh (RFC 6749 §6) |
 //! | `bearer.rs` | protected resources: the bearer check (RFC 6750) |
 //! | `introspect.rs` | introspection (RFC 7662) and revocation (RFC 7009) |
+//! | `devices.rs` | the connected devices of a user: listing and revoking their token families |
 //!
 //! | seed (flask-oauth2-devices) | here |
 //! |---|---|
@@ -33,13 +34,14 @@ use crate::client::{Client, ClientIndex, ClientRegistry};
 use crate::error::{ErrorCode, OAuthError};
 use crate::family::FamilyTable;
 use crate::grant::GrantStore;
-use crate::key::{KeyRing, ServerKey};
-use crate::limit::{AttemptLimiter, LimitConfig};
+use crate::key::{Domain, KeyRing, ServerKey};
+use crate::limit::{AttemptLimiter, LimitConfig, RateLimited};
 use crate::request::ClientCredentials;
 use crate::scope::ScopeRegistry;
 
 mod bearer;
 mod device;
+mod devices;
 mod introspect;
 mod token;
 mod verify;
@@ -48,7 +50,9 @@ pub use bearer::{parse_bearer, BearerError};
 pub use token::SLOW_DOWN_STEP;
 pub use verify::ApproveError;
 
-pub use crate::response::{DeviceAuthorization, GrantInfo, Introspection, TokenInfo, TokenResponse};
+pub use crate::family::LAST_USED_GRANULARITY;
+
+pub use crate::response::{DeviceAuthorization, DeviceInfo, GrantInfo, Introspection, TokenInfo, TokenResponse};
 
 /// The application's identifier for a signed-in user (carried in tokens as `sub`).
 pub type UserId = u32;
@@ -79,8 +83,16 @@ pub struct Config {
     pub access_token_lifetime: u32,
     /// Lifetime of a refresh token, in seconds (renewed at each rotation).
     pub refresh_token_lifetime: u32,
-    /// Budgets for wrong user-code guesses.
+    /// Budgets for wrong user-code guesses (per source: the signed-in account).
     pub limits: LimitConfig,
+    /// Budgets for failed client authentication and page sign-ins (per source: the peer address).
+    pub auth_limits: LimitConfig,
+    /// Most connected devices (token families, approvals waiting for their device included) one user
+    /// may have at once; the next approval is refused on the page ([`ApproveError::AccountFull`]).
+    pub families_per_user: u16,
+    /// An undecided request whose device has not polled for this many seconds is abandoned: its slot
+    /// may be given to a new request when the table is full (see [`crate::policy`]).
+    pub abandon_after: u32,
 }
 
 impl Config {
@@ -93,7 +105,10 @@ impl Config {
         interval: 5,
         access_token_lifetime: 3600,
         refresh_token_lifetime: 30 * 24 * 3600,
-        limits: LimitConfig { per_source: 5, global: 32, window: 60 },
+        limits: LimitConfig::USER_CODES,
+        auth_limits: LimitConfig::AUTHENTICATION,
+        families_per_user: 16,
+        abandon_after: 120,
     };
 
     /// The defaults with this `verification_uri`. A URI that does not fit is left empty, which
@@ -138,6 +153,9 @@ impl fmt::Display for ConfigError {
 
 impl core::error::Error for ConfigError {}
 
+/// How many grant serials one durable change leases (see the `serial_lease` field).
+pub const SERIAL_LEASE: u32 = 1024;
+
 /// `now` in the provider's 32-bit seconds (saturating).
 pub(crate) fn secs(now: u64) -> u32 {
     u32::try_from(now).unwrap_or(u32::MAX)
@@ -155,7 +173,12 @@ pub struct Provider<C, G, const F: usize, const S: usize> {
     grants: G,
     families: FamilyTable<F>,
     limiter: AttemptLimiter<S>,
+    auth_limiter: AttemptLimiter<S>,
     next_serial: u32,
+    /// Serials below this one may have been handed out: what a snapshot saves as the next serial, so
+    /// that grants issued after the last save (undecided grants are not saved) never have their
+    /// serials issued again after a reboot. Renewed, with a durable change, every [`SERIAL_LEASE`].
+    serial_lease: u32,
     /// The latest `now` seen: time never goes backwards for the provider (see [`Provider::clock`]).
     clock: Cell<u32>,
     /// Bumped on every change a snapshot must capture (see [`Provider::durable_version`]).
@@ -174,6 +197,7 @@ pub(crate) struct Tables<'p, G, const F: usize> {
     pub(crate) grants: &'p mut G,
     pub(crate) families: &'p mut FamilyTable<F>,
     pub(crate) next_serial: &'p mut u32,
+    pub(crate) serial_lease: &'p mut u32,
     pub(crate) clock: &'p Cell<u32>,
 }
 
@@ -205,7 +229,9 @@ impl<C, G, const F: usize, const S: usize> Provider<C, G, F, S> {
             grants,
             families: FamilyTable::new(),
             limiter: AttemptLimiter::new(),
+            auth_limiter: AttemptLimiter::new(),
             next_serial: 0,
+            serial_lease: 0,
             clock: Cell::new(0),
             durable: 0,
         }
@@ -236,6 +262,8 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             || config.access_token_lifetime == 0
             || config.refresh_token_lifetime == 0
             || config.limits.window == 0
+            || config.auth_limits.window == 0
+            || config.abandon_after == 0
         {
             return Err(ConfigError::ZeroDuration);
         }
@@ -246,6 +274,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.keys = KeyRing::new(key);
         self.scopes = scopes;
         self.next_serial = rng.next_u32();
+        self.serial_lease = self.next_serial;
         Ok(())
     }
 
@@ -314,6 +343,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             grants: &mut self.grants,
             families: &mut self.families,
             next_serial: &mut self.next_serial,
+            serial_lease: &mut self.serial_lease,
             clock: &self.clock,
         }
     }
@@ -324,13 +354,30 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// The family table, read-only.
-    pub(crate) fn families(&self) -> &FamilyTable<F> {
+    pub(crate) fn family_table(&self) -> &FamilyTable<F> {
         &self.families
     }
 
     /// The serial the next grant gets.
+    #[cfg_attr(not(feature = "fuzzing"), allow(dead_code))]
     pub(crate) fn next_serial(&self) -> u32 {
         self.next_serial
+    }
+
+    /// The end of the serials leased so far: what a snapshot saves.
+    pub(crate) fn serial_lease(&self) -> u32 {
+        self.serial_lease
+    }
+
+    /// The serial for a new grant; takes a new lease (a durable change) when the last one is used up.
+    fn take_serial(&mut self) -> u32 {
+        let serial = self.next_serial;
+        self.next_serial = serial.wrapping_add(1);
+        if serial == self.serial_lease {
+            self.serial_lease = serial.wrapping_add(SERIAL_LEASE);
+            self.touch();
+        }
+        serial
     }
 
     /// Marks the durable state as changed by a [`Provider::tables`] caller.
@@ -369,13 +416,59 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// Checks a client's credentials (RFC 6749 §2.3): `invalid_client` for an unknown client, a wrong or
-    /// missing secret, or a public client sending a secret.
-    pub fn authenticate(&self, creds: &ClientCredentials<'_>) -> Result<ClientIndex, OAuthError> {
-        let (index, client) = self.clients.find(creds.client_id).ok_or(OAuthError::invalid_client("unknown client"))?;
-        if !client.authenticate(creds.secret) {
-            return Err(OAuthError::invalid_client("client authentication failed"));
+    /// missing secret, or a public client sending a secret. Each failure is charged to the credentials'
+    /// `source` in the authentication budget ([`Config::auth_limits`]); a source past its back-off is
+    /// refused with 429 before its credentials are looked at. A client is never locked out as such:
+    /// the budget belongs to where the attempts come from.
+    pub fn authenticate(&mut self, now: u64, creds: &ClientCredentials<'_>) -> Result<ClientIndex, OAuthError> {
+        let now = self.tick(now);
+        let source = self.source_key(creds.source);
+        let limits = self.config.auth_limits;
+        self.auth_limiter.admit(now, &source, &limits).map_err(|e| {
+            OAuthError::new(ErrorCode::Throttled, "too many failed authentications, retry later")
+                .retry_after(e.retry_after)
+        })?;
+        let found = self.clients.find(creds.client_id).map(|(i, c)| (i, c.authenticate(creds.secret)));
+        match found {
+            Some((index, true)) => Ok(index),
+            failed => {
+                self.auth_limiter.record_failure(now, &source, &limits);
+                Err(OAuthError::invalid_client(if failed.is_none() {
+                    "unknown client"
+                } else {
+                    "client authentication failed"
+                }))
+            }
         }
-        Ok(index)
+    }
+
+    /// A sign-in on the verification or devices page is about to be checked for `source` (the peer):
+    /// `Err` with the seconds to wait if the source is past its back-off ([`Config::auth_limits`]).
+    pub fn admit_sign_in(&mut self, now: u64, source: &[u8]) -> Result<(), RateLimited> {
+        let now = self.tick(now);
+        let source = self.source_key(source);
+        let limits = self.config.auth_limits;
+        self.auth_limiter.admit(now, &source, &limits)
+    }
+
+    /// A sign-in from `source` failed: charged to the same budget as client authentication.
+    pub fn record_sign_in_failure(&mut self, now: u64, source: &[u8]) {
+        let now = self.tick(now);
+        let source = self.source_key(source);
+        let limits = self.config.auth_limits;
+        self.auth_limiter.record_failure(now, &source, &limits);
+    }
+
+    /// The keyed hash a source is tracked under (every source maps to zeros before `init`, when there
+    /// is nothing to guess anyway).
+    fn source_key(&self, source: &[u8]) -> [u8; 8] {
+        let mut k = [0u8; 8];
+        if let Some(key) = self.keys.current() {
+            if let Some(mac) = key.mac(Domain::Source, &[source]).get(..8) {
+                k.copy_from_slice(mac);
+            }
+        }
+        k
     }
 
     /// The key new codes and tokens are signed with; `server_error` before [`Provider::init`].

@@ -5,24 +5,27 @@ use super::Provider;
 use crate::client::{ClientIndex, ClientRegistry};
 use crate::code::DeviceCodeClaims;
 use crate::error::{ErrorCode, OAuthError};
-use crate::family::Family;
+use crate::family::{Family, LAST_USED_GRANULARITY};
 use crate::fmt::log_warn;
-use crate::grant::{GrantState, GrantStore};
+use crate::grant::{GrantState, GrantStore, PendingGrant};
 use crate::request::{Grant, TokenRequest};
 use crate::response::TokenResponse;
 use crate::scope::ScopeSet;
 use crate::token::{AccessClaims, RefreshClaims};
 
-use super::UserId;
-
 /// Seconds added to a grant's polling interval by each `slow_down` (RFC 8628 §3.5).
 pub const SLOW_DOWN_STEP: u16 = 5;
+
+/// `now` at the granularity of a family's last use.
+fn coarse(now: u32) -> u32 {
+    now - now % LAST_USED_GRANULARITY
+}
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
     /// Handles a token request: polls a device code or rotates a refresh token.
     pub fn token(&mut self, now: u64, req: &TokenRequest<'_>) -> Result<TokenResponse, OAuthError> {
         let now = self.tick(now);
-        let client = self.authenticate(&req.client)?;
+        let client = self.authenticate(u64::from(now), &req.client)?;
         match req.grant {
             Grant::DeviceCode { device_code } => self.poll(now, client, device_code),
             Grant::RefreshToken { refresh_token, scope } => self.refresh(now, client, refresh_token, scope),
@@ -50,7 +53,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let claims = DeviceCodeClaims::decode(device_code, &self.keys, self.client_id(client)?).ok_or(unknown)?;
         let slot = usize::from(claims.slot);
         let Some(g) = self.grants.get(slot).filter(|g| g.serial == claims.serial && g.client == client).copied() else {
-            let spent = self.families.iter().any(|(_, f)| f.serial == claims.serial && f.client == client);
+            let spent = self.families.iter().any(|(_, f)| f.serial == claims.serial && f.client == client && f.issued);
             return Err(if spent { self.replayed_device_code(claims.serial) } else { unknown });
         };
         if g.state == GrantState::Exchanged {
@@ -62,18 +65,18 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         match g.state {
             GrantState::Pending | GrantState::Polling => {
                 let gm = self.grants.get_mut(slot).ok_or(unknown)?;
-                if g.state == GrantState::Polling && now < g.last_poll.saturating_add(u32::from(g.interval)) {
+                if g.state == GrantState::Polling && now < g.mark.saturating_add(u32::from(g.interval)) {
                     gm.interval = gm.interval.saturating_add(SLOW_DOWN_STEP);
                     return Err(OAuthError::new(ErrorCode::SlowDown, "polling too fast, interval increased by 5 s"));
                 }
                 gm.state = GrantState::Polling;
-                gm.last_poll = now;
+                gm.mark = now;
                 Err(OAuthError::new(ErrorCode::AuthorizationPending, "the user has not yet approved"))
             }
             GrantState::Denied => Err(OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")),
             GrantState::Exchanged => Err(self.replayed_device_code(g.serial)),
             GrantState::Approved => {
-                let tokens = self.issue(now, client, g.serial, g.user, g.scopes)?;
+                let tokens = self.issue(now, &g)?;
                 if let Some(gm) = self.grants.get_mut(slot) {
                     gm.state = GrantState::Exchanged;
                 }
@@ -91,25 +94,40 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         OAuthError::invalid_grant("device code already used; its tokens are revoked")
     }
 
-    /// Opens a token family for an approved grant and issues its first tokens.
-    fn issue(
-        &mut self,
-        now: u32,
-        client: ClientIndex,
-        serial: u32,
-        user: UserId,
-        scopes: ScopeSet,
-    ) -> Result<TokenResponse, OAuthError> {
-        let refresh = self.clients.get(client).is_some_and(|c| c.refresh_tokens());
-        let lifetime = if refresh { self.config.refresh_token_lifetime } else { self.config.access_token_lifetime };
-        let slot = self.families.free_slot(now).ok_or_else(|| {
-            log_warn!("token family table full ({} slots): token exchange refused", F);
-            OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many active grants, retry later")
-        })?;
+    /// Opens the token family the approval reserved and issues its first tokens. A grant approved
+    /// without a reservation (restored from a snapshot of the first format) takes a free slot now.
+    fn issue(&mut self, now: u32, g: &PendingGrant) -> Result<TokenResponse, OAuthError> {
+        let reserved = self.families.find_serial(g.serial).filter(|&s| self.families.get(s).is_some_and(|f| !f.issued));
+        let (slot, reservation) = match reserved.and_then(|s| Some((s, self.families.get(s)?))) {
+            Some(found) => found,
+            None => {
+                let slot = self.families.free_slot(now).ok_or_else(|| {
+                    log_warn!("token family table full ({} slots): token exchange refused", F);
+                    OAuthError::new(ErrorCode::TemporarilyUnavailable, "too many active grants, retry later")
+                })?;
+                let user = g.user().unwrap_or(0);
+                let refresh = self.clients.get(g.client).is_some_and(|c| c.refresh_tokens());
+                let f = Family {
+                    serial: g.serial,
+                    expires_at: now,
+                    user,
+                    scopes: g.scopes,
+                    counter: 0,
+                    client: g.client,
+                    approved_at: now,
+                    last_used: now,
+                    refresh,
+                    issued: false,
+                };
+                (slot, f)
+            }
+        };
+        let lifetime =
+            if reservation.refresh { self.config.refresh_token_lifetime } else { self.config.access_token_lifetime };
         let family =
-            Family { serial, expires_at: now.saturating_add(lifetime), user, scopes, counter: 0, client, refresh };
+            Family { expires_at: now.saturating_add(lifetime), last_used: coarse(now), issued: true, ..reservation };
         self.families.set(slot, Some(family));
-        self.mint(now, slot, &family, scopes)
+        self.mint(now, slot, &family, family.scopes)
     }
 
     fn mint(&self, now: u32, slot: usize, family: &Family, scopes: ScopeSet) -> Result<TokenResponse, OAuthError> {
@@ -162,7 +180,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         let family = self
             .families
             .get(slot)
-            .filter(|f| f.serial == claims.serial && f.client == client)
+            .filter(|f| f.serial == claims.serial && f.client == client && f.issued)
             .ok_or(OAuthError::invalid_grant("refresh token revoked or expired"))?;
         if !family.is_live(now) {
             return Err(OAuthError::invalid_grant("refresh token expired"));
@@ -180,7 +198,12 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(OAuthError::invalid_scope("scope wider than the original grant"));
         }
         let counter = family.counter.checked_add(1).ok_or(unknown)?;
-        let rotated = Family { counter, expires_at: now.saturating_add(self.config.refresh_token_lifetime), ..family };
+        let rotated = Family {
+            counter,
+            expires_at: now.saturating_add(self.config.refresh_token_lifetime),
+            last_used: coarse(now),
+            ..family
+        };
         self.families.set(slot, Some(rotated));
         self.touch();
         self.mint(now, slot, &rotated, scopes)

@@ -8,6 +8,8 @@ use core::fmt;
 use super::{Provider, UserId};
 use crate::client::ClientRegistry;
 use crate::code::UserCode;
+use crate::family::Family;
+use crate::fmt::{log_info, log_warn};
 use crate::grant::{GrantState, GrantStore};
 use crate::key::{Domain, TAG_LEN};
 use crate::response::GrantInfo;
@@ -28,6 +30,11 @@ pub enum ApproveError {
     RateLimited,
     /// The user tried to grant a scope the client did not request.
     ScopeNotRequested,
+    /// Every token-family slot is taken (by live devices or approvals waiting for theirs): the device
+    /// would be refused its tokens, so the approval is refused now.
+    DevicesFull,
+    /// This user already has [`super::Config::families_per_user`] connected devices.
+    AccountFull,
 }
 
 impl fmt::Display for ApproveError {
@@ -38,6 +45,8 @@ impl fmt::Display for ApproveError {
             Self::AlreadyDecided => "this code has already been used",
             Self::RateLimited => "too many attempts, try again later",
             Self::ScopeNotRequested => "a granted scope was not requested",
+            Self::DevicesFull => "no room for another connected device",
+            Self::AccountFull => "this account has the most connected devices it may have",
         })
     }
 }
@@ -45,16 +54,6 @@ impl fmt::Display for ApproveError {
 impl core::error::Error for ApproveError {}
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
-    /// The keyed hash a source is tracked under (all sources share one entry before `init`, when no
-    /// code exists to be guessed anyway).
-    fn source_key(&self, source: &[u8]) -> [u8; 8] {
-        let mut k = [0u8; 8];
-        if let Some(key) = self.keys.current() {
-            k.copy_from_slice(&key.mac(Domain::Source, &[source])[..8]);
-        }
-        k
-    }
-
     /// Finds the slot holding `input`, charging wrong guesses to `source` and to the global budget.
     /// Every slot is compared in constant time, with no early exit.
     fn find_user_code(&mut self, now: u32, input: &str, source: &[u8]) -> Result<usize, ApproveError> {
@@ -104,6 +103,11 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     }
 
     /// The signed-in `user` approves the request with `granted` scopes (a subset of those requested).
+    ///
+    /// The approval reserves the device's token-family slot, so capacity is checked **before**
+    /// consent: [`ApproveError::DevicesFull`] when every slot is taken, [`ApproveError::AccountFull`]
+    /// when the user is at [`super::Config::families_per_user`]; the device's next poll then gets its
+    /// tokens for sure. The reservation lasts until the device code expires.
     pub fn approve(
         &mut self,
         now: u64,
@@ -114,16 +118,40 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     ) -> Result<GrantInfo, ApproveError> {
         let now = self.tick(now);
         let slot = self.find_user_code(now, input, source)?;
-        let g = self.grants.get_mut(slot).ok_or(ApproveError::InvalidCode)?;
+        let g = *self.grants.get(slot).ok_or(ApproveError::InvalidCode)?;
         if !g.state.is_undecided() {
             return Err(ApproveError::AlreadyDecided);
         }
         if !granted.is_subset_of(g.scopes) {
             return Err(ApproveError::ScopeNotRequested);
         }
-        g.scopes = granted;
-        g.user = user;
-        g.state = GrantState::Approved;
+        if self.families.count_user(user, now) >= usize::from(self.config.families_per_user) {
+            log_info!("user {} has {} connected devices: approval refused", user, self.config.families_per_user);
+            return Err(ApproveError::AccountFull);
+        }
+        let Some(family_slot) = self.families.free_slot(now) else {
+            log_warn!("token family table full ({} slots): approval refused", F);
+            return Err(ApproveError::DevicesFull);
+        };
+        let refresh = self.clients.get(g.client).is_some_and(|c| c.refresh_tokens());
+        let reservation = Family {
+            serial: g.serial,
+            expires_at: g.expires_at,
+            user,
+            scopes: granted,
+            counter: 0,
+            client: g.client,
+            approved_at: now,
+            last_used: now,
+            refresh,
+            issued: false,
+        };
+        self.families.set(family_slot, Some(reservation));
+        if let Some(gm) = self.grants.get_mut(slot) {
+            gm.scopes = granted;
+            gm.mark = user;
+            gm.state = GrantState::Approved;
+        }
         self.touch();
         self.info(slot)
     }
@@ -139,6 +167,14 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         g.state = GrantState::Denied;
         self.touch();
         self.info(slot)
+    }
+
+    /// Seconds until `source` may try a user code again (0 if it may now).
+    pub fn user_code_retry_after(&mut self, now: u64, source: &[u8]) -> u32 {
+        let now = self.tick(now);
+        let source = self.source_key(source);
+        let limits = self.config.limits;
+        self.limiter.admit(now, &source, &limits).err().map_or(0, |e| e.retry_after)
     }
 
     /// An HMAC tag for the verification page's anti-CSRF token, bound to `session` (e.g. the user).

@@ -136,7 +136,7 @@ pub(crate) fn creds_for(index: u8, creds: Creds) -> (ClientCredentials<'static>,
         _ => None,
     };
     let ok = spec.is_some() && (confidential == secret.is_some()) && !matches!(creds, Creds::WrongSecret);
-    (ClientCredentials { client_id: client_id(index), secret }, ok)
+    (ClientCredentials::new(client_id(index), secret), ok)
 }
 
 pub(crate) fn scope_text(arg: &ScopeArg) -> Option<String> {

@@ -561,7 +561,7 @@ impl Harness {
         let owner = self.lookup(&text).map_or(0, |(fi, _, _)| self.families[fi].client);
         let index = client.map_or(owner, |c| c % 5);
         let (creds, authenticated) = creds_for(index, creds);
-        let got = self.p.revoke(&TokenQuery { client: creds, token: &text });
+        let got = self.p.revoke(self.t, &TokenQuery { client: creds, token: &text });
         if !authenticated {
             assert_eq!(got.map_err(|e| e.code), Err(ErrorCode::InvalidClient));
             return;

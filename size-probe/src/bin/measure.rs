@@ -264,14 +264,14 @@ fn main() -> ! {
     r.row("token: refresh rotation", s);
     r.check(res.is_ok(), "refresh");
 
-    let printer = ClientCredentials { client_id: requests::CONFIDENTIAL_ID, secret: Some(requests::SECRET) };
+    let printer = ClientCredentials::new(requests::CONFIDENTIAL_ID, Some(requests::SECRET));
     let q = TokenQuery { client: printer, token: &tokens.access_token };
     let (s, res) = measure(|| p.introspect(now + 13, &q).map(|i| i.write_json(p.scopes(), p.clients(), &mut json)));
     r.row("introspection (confidential client)", s);
     r.check(matches!(res, Ok(Ok(_))), "introspect");
 
     let q = TokenQuery { client: tv, token: &tokens.access_token };
-    let (s, res) = measure(|| p.revoke(&q));
+    let (s, res) = measure(|| p.revoke(now + 13, &q));
     r.row("revocation", s);
     r.check(res.is_ok(), "revoke");
 

@@ -1,0 +1,132 @@
+//! The connected-devices page (`GET`/`POST` [`HttpConfig::devices_path`]): the signed-in user sees
+//! their devices (client, scopes, when approved, when last used) and revokes any of them. Same sign-in,
+//! anti-CSRF field and look as the verification page.
+//!
+//! Stable element ids for tests and scripts: `devices` (the list), one `device-<slot>-<serial>` per
+//! device with a `revoke-<slot>-<serial>` button, `no-devices` when there are none, and `message` for
+//! the outcome ("Device revoked", "Device not found").
+
+use core::fmt::Write as _;
+
+use rand_core::CryptoRng;
+
+use super::context::Context;
+use super::html::{self, Ago, Escaped, Message};
+use super::{status, Application, HttpConfig, Request, Response, User};
+use crate::client::ClientRegistry;
+use crate::form::Form;
+use crate::grant::GrantStore;
+use crate::provider::Provider;
+
+/// The page's title.
+const TITLE: &str = "Connected devices";
+
+pub(crate) fn devices<C, G, const F: usize, const S: usize, A, R>(
+    cfg: &HttpConfig,
+    cx: &mut Context<'_, C, G, F, S, A, R>,
+    req: &Request<'_>,
+    body: &mut [u8],
+    res: &mut Response<'_>,
+) where
+    C: ClientRegistry,
+    G: GrantStore,
+    A: Application + ?Sized,
+    R: CryptoRng + ?Sized,
+{
+    let post = match req.method {
+        "GET" => false,
+        "POST" => true,
+        _ => return status::method_not_allowed(res, "GET, POST"),
+    };
+    html::page_headers(res);
+    if post && !req.is_form() {
+        res.set_status(status::UNSUPPORTED_MEDIA_TYPE);
+        let msg = Message::err("Invalid request", "The form must be sent as application/x-www-form-urlencoded.");
+        return html::render(TITLE, res, None, Some(msg), |_| Ok(()));
+    }
+    let Some(user) = html::sign_in(cfg, cx, req, body, res, "Sign in to see the devices connected to your account.")
+    else {
+        return;
+    };
+    let session = html::session(&user);
+    let provider = &mut *cx.provider;
+    let mut msg = None;
+    if post {
+        let Ok(form) = Form::<8>::parse(body) else {
+            res.set_status(status::BAD_FORM);
+            let msg = Message::err("Invalid request", "Reload the page and try again.");
+            return list(cfg, res, provider, cx.now, &user, Some(msg));
+        };
+        if !html::csrf_ok(provider, &session, form.get("csrf")) {
+            res.set_status(status::FORM_EXPIRED);
+            let msg = Message::err("Form expired", "Reload the page and try again.");
+            return list(cfg, res, provider, cx.now, &user, Some(msg));
+        }
+        let slot = form.get("slot").and_then(|s| s.parse::<u16>().ok());
+        let serial = form.get("serial").and_then(|s| s.parse::<u32>().ok());
+        let revoked = match (slot, serial) {
+            (Some(slot), Some(serial)) => provider.revoke_family(cx.now, user.id, slot, serial),
+            _ => false,
+        };
+        msg = Some(if revoked {
+            Message::ok("Device revoked", "It can no longer use your account.")
+        } else {
+            res.set_status(status::NOT_FOUND);
+            Message::err("Device not found", "It was already revoked or has expired.")
+        });
+    }
+    list(cfg, res, provider, cx.now, &user, msg);
+}
+
+/// The page: the message, then the user's devices with a Revoke button each.
+fn list<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
+    cfg: &HttpConfig,
+    res: &mut Response<'_>,
+    provider: &Provider<C, G, F, S>,
+    now: u64,
+    user: &User,
+    msg: Option<Message>,
+) {
+    let csrf = html::csrf_field(provider, &html::session(user));
+    let action = Escaped(cfg.devices_path);
+    let clock = provider.clock();
+    html::render(TITLE, res, Some(user), msg, |w| {
+        let mut any = false;
+        for d in provider.families(now, user.id) {
+            if !any {
+                w.write_str("<ul id=\"devices\">")?;
+                any = true;
+            }
+            let (slot, serial) = (d.slot, d.serial);
+            let client = provider.client(d.client).map(|c| c.name()).unwrap_or_default();
+            write!(
+                w,
+                "<li class=\"device\" id=\"device-{slot}-{serial}\"><b class=\"client\">{}</b><ul class=\"scopes\">",
+                Escaped(client)
+            )?;
+            html::write_scopes(w, provider.scopes(), d.scopes)?;
+            write!(w, "</ul><p class=\"muted\">Approved {}", Ago(clock, d.approved_at))?;
+            match d.last_used {
+                Some(t) if t.saturating_add(crate::provider::LAST_USED_GRANULARITY) > clock => {
+                    w.write_str(" · used this hour")?
+                }
+                Some(t) => write!(w, " · last used {}", Ago(clock, t))?,
+                None => w.write_str(" · waiting for the device to connect")?,
+            }
+            write!(
+                w,
+                "</p><form method=\"post\" action=\"{action}\">\
+                 <input type=\"hidden\" name=\"slot\" value=\"{slot}\">\
+                 <input type=\"hidden\" name=\"serial\" value=\"{serial}\">\
+                 <input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+                 <button id=\"revoke-{slot}-{serial}\" class=\"secondary\" type=\"submit\">Revoke</button></form></li>"
+            )?;
+        }
+        if any {
+            w.write_str("</ul>")?;
+        } else {
+            w.write_str("<p id=\"no-devices\">No connected devices.</p>")?;
+        }
+        write!(w, "<nav><a id=\"activate-link\" href=\"{}\">Connect a device</a></nav>", Escaped(cfg.activate_path))
+    });
+}
