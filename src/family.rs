@@ -14,7 +14,7 @@ use crate::client::ClientIndex;
 use crate::provider::UserId;
 use crate::scope::ScopeSet;
 
-/// Granularity of [`Family::last_used`], in seconds: coarse on purpose (it says "in use this hour", not
+/// Granularity of a family's last use, in seconds: coarse on purpose (it says "in use this hour", not
 /// when exactly), and only a refresh updates it, so the bearer check stays read-only.
 pub const LAST_USED_GRANULARITY: u32 = 3600;
 

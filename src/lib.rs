@@ -35,19 +35,21 @@
 //!   interval grows by 5 s.
 //!
 //! ## Capacities and memory
-//! Every table has a const-generic capacity and a full table is an error (`temporarily_unavailable`, HTTP
-//! 503), never a panic or an eviction; expired entries are reclaimed. Sizes on a 32-bit target:
+//! Every table has a const-generic capacity and a stated policy ([`policy`]): who may take how much,
+//! what is reclaimed when, and what a client is told when it is full (429 or 503 with `Retry-After`,
+//! never a panic or a silent eviction). Sizes on a 32-bit target:
 //!
 //! | item | thumbv7em | x86_64 |
 //! |---|---|---|
 //! | one pending grant ([`grant::PendingGrant`], in its `Option` slot) | 32 | 32 |
-//! | one token family | 24 | 24 |
-//! | one rate-limit source | 16 | 16 |
+//! | one token family (a connected device) | 32 | 32 |
+//! | one rate-limit source (two budgets of 16 bytes) | 32 | 32 |
 //! | one client ([`client::Client`]) | 164 | 176 |
 //! | `Provider<FixedClients<4>, FixedGrants<16>, 16, 16>` (the sample below) | 2 344 | 2 416 |
 //!
-//! Of the sample provider, 512 bytes are the 16 grant slots, 384 the 16 token families, 256 the 16
-//! rate-limit sources, and most of the rest the four clients and the pre-keyed HMAC state of the key ring.
+//! Of the sample provider, 512 bytes are the 16 grant slots, 512 the 16 token families, 512 the 16
+//! rate-limit sources of its two budgets, and most of the rest the four clients, the pre-keyed HMAC
+//! state of the key ring and the `verification_uri` (140 bytes, so it can be set at run time).
 //! A grant derives what it can: the device code is recomputed from its slot and serial, never stored.
 //!
 //! (The figures are checked on the host by `tests/sizes.rs` and on the Cortex-M4 by the QEMU run.)
@@ -127,6 +129,7 @@ pub mod grant;
 pub mod http;
 pub mod key;
 pub mod limit;
+pub mod policy;
 pub mod provider;
 pub mod request;
 pub mod response;

@@ -364,6 +364,8 @@ fn full_tables_are_503() {
     }
     let r = s.request(&post_form("/oauth/device", "client_id=tv-demo"));
     assert_eq!((r.status, r.error().as_str()), (503, "temporarily_unavailable"));
+    // The earliest a slot frees up: these devices never polled, so when they count as abandoned.
+    assert_eq!(r.header("retry-after"), Some("120"));
     assert_no_store(&r);
     assert!(r.keep_alive);
 }

@@ -103,6 +103,10 @@ pub struct Server {
     pub rng: rand_chacha::ChaCha20Rng,
     pub app: TestApp,
     pub now: u64,
+    /// The peer the next requests come from (`None`: unknown, as a transport without addresses).
+    pub peer: Option<std::net::SocketAddr>,
+    /// The output buffer of [`Server::exchange`] (a response that does not fit is a bare 500).
+    pub output_len: usize,
 }
 
 impl Default for Server {
@@ -115,20 +119,30 @@ impl Server {
     pub fn new() -> Self {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(8628);
         let provider = provider(&mut rng);
-        Self { cfg: config(), provider, rng, app: TestApp::default(), now: 1_000 }
+        Self { cfg: config(), provider, rng, app: TestApp::default(), now: 1_000, peer: None, output_len: 8192 }
     }
 
     /// One call of the sans-IO handler.
     pub fn handle(&mut self, input: &mut [u8], output: &mut [u8]) -> Outcome {
-        let mut cx =
-            Context { provider: &mut self.provider, app: &mut self.app, rng: &mut self.rng, now: self.now, peer: None };
+        let mut cx = Context {
+            provider: &mut self.provider,
+            app: &mut self.app,
+            rng: &mut self.rng,
+            now: self.now,
+            peer: self.peer,
+        };
         http::handle(&self.cfg, &mut cx, input, output)
     }
 
     /// Answers a request a driver framed (the driver's handler).
     pub fn answer(&mut self, framed: http::Framed<'_>, output: &mut [u8]) -> http::Served {
-        let mut cx =
-            Context { provider: &mut self.provider, app: &mut self.app, rng: &mut self.rng, now: self.now, peer: None };
+        let mut cx = Context {
+            provider: &mut self.provider,
+            app: &mut self.app,
+            rng: &mut self.rng,
+            now: self.now,
+            peer: self.peer,
+        };
         http::answer(&self.cfg, &mut cx, framed, output)
     }
 
@@ -137,7 +151,7 @@ impl Server {
     pub fn exchange(&mut self, bytes: &[u8]) -> (Vec<Resp>, usize, bool) {
         let mut input = bytes.to_vec();
         let mut responses = Vec::new();
-        let mut output = vec![0u8; 8192];
+        let mut output = vec![0u8; self.output_len];
         loop {
             match self.handle(&mut input, &mut output) {
                 Outcome::NeedMore => return (responses, input.len(), false),
