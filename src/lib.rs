@@ -107,6 +107,7 @@
 //!
 //! ## Features
 //! - `http` (default): the HTTP/1.1 binding.
+//! - `page` (default): its HTML pages, the verification page and the connected-devices page.
 //! - `log` / `defmt`: logging through either crate (mutually exclusive; see `fmt.rs`).
 //! - `fuzzing`: `#[doc(hidden)]` entry points for the targets in `fuzz/`.
 #![cfg_attr(not(any(test, feature = "std")), no_std)]

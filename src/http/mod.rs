@@ -119,12 +119,15 @@
 
 mod app;
 mod context;
+#[cfg(feature = "page")]
 mod devices;
 mod driver;
 mod emit;
 mod endpoints;
 mod guard;
+#[cfg(feature = "page")]
 mod html;
+#[cfg(feature = "page")]
 mod page;
 mod parse;
 mod server;

@@ -7,7 +7,9 @@ use super::app::{Application, LogEntry};
 use super::context::{Context, Outcome, Served};
 use super::emit::{Connection, Response};
 use super::parse::{self, Framed, Request};
-use super::{devices, endpoints, guard, page, status, HttpConfig};
+#[cfg(feature = "page")]
+use super::{devices, page};
+use super::{endpoints, guard, status, HttpConfig};
 use crate::client::ClientRegistry;
 use crate::grant::GrantStore;
 
@@ -114,10 +116,13 @@ fn route<C, G, const F: usize, const S: usize, A, R>(
         } else {
             status::method_not_allowed(res, "GET");
         }
-    } else if path == cfg.activate_path {
-        page::activate(cfg, cx, req, body, res);
-    } else if path == cfg.devices_path {
-        devices::devices(cfg, cx, req, body, res);
+    } else if cfg!(feature = "page") && (path == cfg.activate_path || path == cfg.devices_path) {
+        #[cfg(feature = "page")]
+        if path == cfg.activate_path {
+            page::activate(cfg, cx, req, body, res);
+        } else {
+            devices::devices(cfg, cx, req, body, res);
+        }
     } else if let Some(required) = cx.app.protected(req.method, path, cx.provider.scopes()) {
         guard::bearer(cfg, cx, &Request { body: &*body, ..*req }, required, res);
     } else {
