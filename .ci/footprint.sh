@@ -10,9 +10,15 @@
 #                            (default size-probe/target/footprint/measure.log)
 #
 # Installs what it needs if missing (the thumbv7em target with rustup;
-# binutils-arm-none-eabi and qemu-system-arm with apt-get). Exits non-zero
-# only if something fails to install, build or run; a missed target is
-# reported, not fatal.
+# binutils-arm-none-eabi and qemu-system-arm with apt-get).
+#
+# Budgets and targets: the stack budget (< 4 KiB per request) and the RAM per
+# pending grant (<= 32 B) are safety limits: the measure bin fails (no
+# `MEASURE OK`, exit status 1) when one is exceeded, and so does this script.
+# The flash figures and instruction counts are ADVISORY: targets that later
+# features move, reported with a verdict but never failing the run. Exits
+# non-zero if something fails to install, build or run, or a budget is
+# exceeded.
 set -euo pipefail
 
 TARGET=thumbv7em-none-eabihf
@@ -23,8 +29,8 @@ PROBE_TARGET_DIR="$PROBE/target"
 OUT="$PROBE_TARGET_DIR/footprint"
 LOG=${FOOTPRINT_LOG:-$OUT/measure.log}
 TIMEOUT=${FOOTPRINT_TIMEOUT:-120}
-# The flash budget of the library (core_http minus baseline), in bytes.
-FLASH_BUDGET=$((32 * 1024))
+# The flash target of the library (core_http minus baseline), in bytes: advisory.
+FLASH_TARGET=$((32 * 1024))
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -87,7 +93,7 @@ sections() {
 }
 
 echo
-echo "Flash and static RAM on $TARGET (arm-none-eabi-size -A, bytes; flash = .vector_table+.text+.rodata+.data)"
+echo "Flash and static RAM on $TARGET (arm-none-eabi-size -A, bytes; flash = .vector_table+.text+.rodata+.data; advisory)"
 printf '  %-10s %8s %8s %12s %8s %6s %6s %8s %16s\n' \
     variant .text .rodata text+rodata .vector .data .bss flash "Δ text+rodata"
 base=
@@ -101,14 +107,15 @@ for v in "${variants[@]}"; do
     printf '  %-10s %8d %8d %12d %8d %6d %6d %8d %16s\n' \
         "$v" "$t" "$r" "$tr" "$vt" "$d" "$b" $((vt + t + r + d)) "+$delta"
 done
-verdict=$([ "$http_delta" -lt "$FLASH_BUDGET" ] && echo met || echo MISSED)
-echo "target: provider core + HTTP < 32 KiB flash (core_http - baseline, .text+.rodata): $verdict ($http_delta B)"
+verdict=$([ "$http_delta" -lt "$FLASH_TARGET" ] && echo met || echo missed)
+echo "advisory target (reported, not failing): provider core + HTTP < 32 KiB flash (core_http - baseline, .text+.rodata): $verdict ($http_delta B)"
 
 # --- stack and instructions under QEMU ----------------------------------------
 log "building size-probe measure (--features measure)"
 probe_cargo --features measure --bin measure
 echo
-log "running the measurement under qemu-system-arm (mps2-an386, -icount shift=0, timeout ${TIMEOUT}s)"
+log "running the measurement under qemu-system-arm (mps2-an386, -icount shift=0, timeout ${TIMEOUT}s);"
+log "stack per request and RAM per grant are budgets (failing), instruction counts advisory"
 set +e
 timeout "$TIMEOUT" qemu-system-arm \
     -cpu cortex-m4 -machine mps2-an386 -nographic -icount shift=0 \
@@ -122,7 +129,8 @@ if [ "$status" -eq 124 ]; then
     exit 1
 fi
 if [ "$status" -ne 0 ] || ! tr -d '\r' <"$LOG" | grep -qx 'MEASURE OK'; then
-    log "FAIL: the measurement did not complete (qemu status $status); log: $LOG"
+    tr -d '\r' <"$LOG" | grep -E 'MEASURE FAILED|OVER THE STACK BUDGET|EXCEEDED' >&2 || true
+    log "FAIL: a budget was exceeded or the measurement did not complete (qemu status $status); log: $LOG"
     exit 1
 fi
 log "footprint done"

@@ -252,13 +252,31 @@ impl<const N: usize> ClientRegistry for FixedClients<N> {
 mod tests {
     use super::*;
 
+    // What a test can see of secrets: they verify, and only a salted hash is kept. That the comparison
+    // takes the same time whatever the input is not observable here; it rests on `subtle::ct_eq`.
     #[test]
-    fn secrets_verify_in_constant_time_and_are_not_stored() {
+    fn secrets_verify_and_only_a_salted_hash_is_kept() {
         let h = SecretHash::with_salt("s3cret", [1; 16]);
         assert!(h.verify("s3cret"));
         assert!(!h.verify("s3creT"));
+        assert!(!h.verify("s3cre"));
+        assert!(!h.verify("s3cret "));
         assert!(!h.verify(""));
         assert_eq!(format!("{h:?}"), "SecretHash(..)");
+        // What is kept: the salt and HMAC-SHA256(salt, secret), nothing holding the secret's bytes.
+        let (salt, hash) = h.parts();
+        assert_eq!(salt, &[1; 16]);
+        let mut m = Hmac::<Sha256>::new_from_slice(&[1; 16]).unwrap();
+        m.update(b"s3cret");
+        assert_eq!(hash[..], m.finalize().into_bytes()[..]);
+        assert!(!salt.windows(6).chain(hash.windows(6)).any(|w| w == b"s3cret"));
+        // Salted: the same secret under another salt is another hash, and each verifies only under its own.
+        let other = SecretHash::with_salt("s3cret", [2; 16]);
+        assert_ne!(other.parts().1, hash);
+        assert!(other.verify("s3cret"));
+        assert!(!SecretHash::from_parts([2; 16], *hash).verify("s3cret"));
+        // A stored hash (what firmware keeps instead of the secret) verifies like the original.
+        assert!(SecretHash::from_parts(*salt, *hash).verify("s3cret"));
         let c = Client::confidential("c", "C", h).unwrap();
         assert!(c.authenticate(Some("s3cret")));
         assert!(!c.authenticate(None));

@@ -212,24 +212,83 @@ mod tests {
     use super::*;
     use rand_core::SeedableRng;
 
+    /// Hands out the given 16-byte blocks in order, then `fallback` for ever.
+    struct Blocks<'a> {
+        blocks: &'a [[u8; 16]],
+        fallback: [u8; 16],
+    }
+
+    impl rand_core::RngCore for Blocks<'_> {
+        fn next_u32(&mut self) -> u32 {
+            unimplemented!("the generator draws whole blocks")
+        }
+        fn next_u64(&mut self) -> u64 {
+            unimplemented!("the generator draws whole blocks")
+        }
+        fn fill_bytes(&mut self, d: &mut [u8]) {
+            let block = match self.blocks.split_first() {
+                Some((first, rest)) => {
+                    self.blocks = rest;
+                    *first
+                }
+                None => self.fallback,
+            };
+            d.copy_from_slice(&block[..d.len()]);
+        }
+    }
+    impl rand_core::CryptoRng for Blocks<'_> {}
+
+    /// Bytes 20..36: a block that spells `BCDFGHJK`, told apart from a code of one repeated letter.
+    const SPELLS_BCDFGHJK: [u8; 16] = [20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35];
+
     #[test]
-    fn user_codes_are_uniform_and_well_formed() {
+    fn user_codes_are_uniform_every_letter_from_exactly_twelve_byte_values() {
+        // Exhaustive over the value of the byte a letter is drawn from: a first block of 16 copies of
+        // `b`, then blocks spelling BCDFGHJK. Uniform means the 240 accepted values give each letter
+        // 12 times and the 16 values >= 240 are redrawn; a plain `b % 20` would give the first 16
+        // letters 13 values each (13/256 against 12/256 for the last four: 1.6 % more and 6.25 % less
+        // than 1/20) and redraw nothing.
+        let mut values_per_letter = [0u32; 20];
+        let mut redrawn = 0;
+        for b in 0..=255u8 {
+            let first = [[b; 16]];
+            let code = UserCode::generate(&mut Blocks { blocks: &first, fallback: SPELLS_BCDFGHJK }).unwrap();
+            let letters = code.as_bytes();
+            if letters.iter().all(|l| *l == letters[0]) {
+                values_per_letter[USER_CODE_ALPHABET.iter().position(|x| *x == letters[0]).unwrap()] += 1;
+            } else {
+                assert_eq!(letters, b"BCDFGHJK", "byte {b}");
+                assert!(b >= 240, "byte {b} was redrawn");
+                redrawn += 1;
+            }
+        }
+        assert_eq!(values_per_letter, [12; 20], "byte values per letter");
+        assert_eq!(redrawn, 16);
+    }
+
+    #[test]
+    fn a_redrawn_byte_is_skipped_not_wrapped() {
+        // 248..=255 are all redrawn, so the code comes from the next block; `b % 20` would spell
+        // LMNPQRST from them.
+        let mut first = [0u8; 16];
+        for (i, b) in first.iter_mut().enumerate() {
+            *b = 248 + (i % 8) as u8;
+        }
+        let blocks = [first, SPELLS_BCDFGHJK];
+        let code = UserCode::generate(&mut Blocks { blocks: &blocks, fallback: [0xff; 16] }).unwrap();
+        assert_eq!(code.as_bytes(), b"BCDFGHJK");
+    }
+
+    #[test]
+    fn generated_codes_are_well_formed() {
         let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(1);
-        let mut counts = [0u32; 20];
         for _ in 0..2000 {
             let c = UserCode::generate(&mut rng).unwrap();
-            for b in c.as_bytes() {
-                counts[USER_CODE_ALPHABET.iter().position(|x| x == b).unwrap()] += 1;
-            }
+            assert!(c.as_bytes().iter().all(|b| USER_CODE_ALPHABET.contains(b)));
             let d = c.display();
             assert_eq!(d.len(), 9);
             assert_eq!(&d[4..5], "-");
             assert_eq!(UserCode::parse(&d), Some(c));
-        }
-        // 16000 letters, 800 expected each; a biased generator (b % 20 over 0..=255) would give the
-        // first 16 letters about 5 % more; this bound is loose enough to be stable.
-        for c in counts {
-            assert!((680..=920).contains(&c), "{counts:?}");
         }
     }
 

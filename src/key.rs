@@ -154,26 +154,84 @@ impl KeyRing {
 mod tests {
     use super::*;
 
-    #[test]
-    fn domains_separate_macs() {
-        let k = ServerKey::new(1, &[7; 32]);
-        let a = k.tag(Domain::AccessToken, &[b"x"]);
-        let d = k.tag(Domain::DeviceCode, &[b"x"]);
-        assert_ne!(a, d);
-        assert!(k.verify(Domain::AccessToken, &[b"x"], &a));
-        assert!(!k.verify(Domain::AccessToken, &[b"y"], &a));
-        assert!(!k.verify(Domain::AccessToken, &[b"x"], &a[..15]));
-        // parts are a concatenation
-        assert_eq!(k.tag(Domain::Csrf, &[b"ab", b"c"]), k.tag(Domain::Csrf, &[b"abc"]));
+    /// Every domain. The match has no wildcard, so a new variant does not compile until it is listed.
+    fn all_domains() -> [Domain; 6] {
+        let all = [
+            Domain::DeviceCode,
+            Domain::AccessToken,
+            Domain::RefreshToken,
+            Domain::Source,
+            Domain::Csrf,
+            Domain::Snapshot,
+        ];
+        for d in all {
+            match d {
+                Domain::DeviceCode
+                | Domain::AccessToken
+                | Domain::RefreshToken
+                | Domain::Source
+                | Domain::Csrf
+                | Domain::Snapshot => {}
+            }
+        }
+        all
+    }
+
+    fn hex(s: &str) -> [u8; 32] {
+        let mut out = [0u8; 32];
+        for (i, o) in out.iter_mut().enumerate() {
+            *o = u8::from_str_radix(&s[2 * i..2 * i + 2], 16).unwrap();
+        }
+        out
     }
 
     #[test]
-    fn matches_rfc4231_vector() {
-        // RFC 4231 test case 2, with our domain byte folded into the message: key "Jefe".
-        let mut m = HmacSha256::new_from_slice(b"Jefe").unwrap();
-        m.update(b"what do ya want for nothing?");
-        let out = m.finalize().into_bytes();
-        assert_eq!(out[..4], [0x5b, 0xdc, 0xc1, 0x46]);
+    fn server_key_macs_the_domain_byte_then_the_parts() {
+        // Known answers from an independent HMAC-SHA256 (Python's `hmac`): key = 32 bytes of 7,
+        // message = the domain's tag byte followed by "abc".
+        let expected = [
+            (Domain::DeviceCode, b'D', "1f43c402763c1e692b046ce772855b1899dada36aeacc90429a7f5d6f1e5b706"),
+            (Domain::AccessToken, b'A', "880d4c0e56ff37f72b17260560e9f2218d3f1398e70b0b58626024821c632899"),
+            (Domain::RefreshToken, b'R', "1e382d0d68b7ad74b3ea232cbbab8c6aa23935ffbf03bfcb287812e452b0cd12"),
+            (Domain::Source, b'S', "8c48e1aad8df78ae150d117b462b9ae3de666ce20e9618109264f0bb2a638270"),
+            (Domain::Csrf, b'C', "b799ac4659a15bb27862d09c26a4295f0f06a3a8d4a393c54e1995019ba5df3f"),
+            (Domain::Snapshot, b'P', "554a85a52e5aefabbd65ff0819435a7de61e0d255b5ace2e66223c5e266fa8cb"),
+        ];
+        assert_eq!(expected.map(|(d, ..)| d), all_domains());
+        let k = ServerKey::new(1, &[7; 32]);
+        for (domain, byte, mac) in expected {
+            assert_eq!(domain as u8, byte);
+            let mac = hex(mac);
+            // The parts are concatenated, so how a caller splits its input does not matter.
+            assert_eq!(k.mac(domain, &[b"abc"]), mac, "{domain:?}");
+            assert_eq!(k.mac(domain, &[b"ab", b"", b"c"]), mac, "{domain:?}");
+            assert_eq!(k.tag(domain, &[b"abc"])[..], mac[..TAG_LEN], "{domain:?}");
+            assert!(k.verify(domain, &[b"abc"], &mac[..TAG_LEN]), "{domain:?}");
+            // Only the truncated tag, whole, verifies.
+            assert!(!k.verify(domain, &[b"abc"], &mac), "{domain:?}");
+            assert!(!k.verify(domain, &[b"abc"], &mac[..TAG_LEN - 1]), "{domain:?}");
+            assert!(!k.verify(domain, &[b"abd"], &mac[..TAG_LEN]), "{domain:?}");
+        }
+        // Another key, same id: nothing verifies.
+        let other = ServerKey::new(1, &[8; 32]);
+        assert!(!other.verify(Domain::AccessToken, &[b"abc"], &k.tag(Domain::AccessToken, &[b"abc"])));
+    }
+
+    // (Two domains cannot share a tag byte: the enum's discriminants would clash and not compile.)
+    #[test]
+    fn a_tag_of_one_domain_never_verifies_in_another() {
+        let k = ServerKey::new(1, &[7; 32]);
+        let parts: &[&[u8]] = &[b"same input", b"for every domain"];
+        for a in all_domains() {
+            for b in all_domains() {
+                if a == b {
+                    continue;
+                }
+                let tag = k.tag(a, parts);
+                assert_ne!(tag, k.tag(b, parts), "{a:?} vs {b:?}");
+                assert!(!k.verify(b, parts, &tag), "a {a:?} tag verified as {b:?}");
+            }
+        }
     }
 
     #[test]

@@ -6,7 +6,7 @@ mod http_common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_common::*;
 use oauth2_devices::http::{self, Context, Outcome};
@@ -241,6 +241,30 @@ fn tiny_output_buffer_gives_a_bare_500() {
     assert_eq!((r.written, r.keep_alive), (0, false));
 }
 
+/// How long a connection of the loopback server waits for its peer, in any one read and in the drain
+/// at close. The peers below send everything, then close their side, at once.
+const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Closes politely: FIN first, then reads until the peer's own FIN, so that the peer reads our last
+/// response rather than a reset caused by input we never read. Bounded by `CONNECTION_TIMEOUT` as a
+/// whole (not per read, so a peer that trickles cannot keep it open) and by a byte budget.
+fn linger(stream: &TcpStream) {
+    let _ = stream.shutdown(Shutdown::Write);
+    let deadline = Instant::now() + CONNECTION_TIMEOUT;
+    let mut budget = 1usize << 20;
+    let mut buf = [0u8; 4096];
+    while budget > 0 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || stream.set_read_timeout(Some(left)).is_err() {
+            return;
+        }
+        match (&*stream).read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => budget = budget.saturating_sub(n),
+        }
+    }
+}
+
 /// A loopback server: one thread per connection, one shared provider behind a mutex.
 fn spawn_server() -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -248,10 +272,11 @@ fn spawn_server() -> std::net::SocketAddr {
     let shared = Arc::new(Mutex::new(Server::new()));
     std::thread::spawn(move || {
         for stream in listener.incoming() {
-            let stream = stream.unwrap();
+            let Ok(stream) = stream else { continue };
             let shared = shared.clone();
             std::thread::spawn(move || {
-                stream.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                stream.set_read_timeout(Some(CONNECTION_TIMEOUT)).unwrap();
+                stream.set_write_timeout(Some(CONNECTION_TIMEOUT)).unwrap();
                 let mut io = StdIo(&stream);
                 let cfg = http_common::config();
                 let mut input = vec![0u8; cfg.input_buffer_len()];
@@ -263,10 +288,7 @@ fn spawn_server() -> std::net::SocketAddr {
                         Context { provider: &mut s.provider, app: &mut s.app, rng: &mut s.rng, now: s.now, peer: None };
                     http::answer(&s.cfg, &mut cx, i, o)
                 });
-                // Lingering close: FIN first, then drain, so the peer reads the response, not a reset.
-                let _ = stream.shutdown(Shutdown::Write);
-                let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-                let _ = std::io::copy(&mut (&stream).take(1 << 20), &mut std::io::sink());
+                linger(&stream);
             });
         }
     });
@@ -276,7 +298,9 @@ fn spawn_server() -> std::net::SocketAddr {
 /// Writes `bytes` (optionally one byte at a time) and reads until the server closes.
 fn talk(addr: std::net::SocketAddr, bytes: &[u8], bytewise: bool) -> Vec<Resp> {
     let mut c = TcpStream::connect(addr).unwrap();
-    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // Twice the server's: it answers, or gives up and closes, well before this peer stops waiting.
+    c.set_read_timeout(Some(2 * CONNECTION_TIMEOUT)).unwrap();
+    c.set_write_timeout(Some(2 * CONNECTION_TIMEOUT)).unwrap();
     c.set_nodelay(true).unwrap();
     if bytewise {
         for b in bytes {

@@ -274,12 +274,107 @@ fn polling_does_not_dirty_the_snapshot() {
     let (mut p, mut rng) = setup(9);
     let a = start(&mut p, &mut rng, 0);
     let v = p.durable_version();
-    for t in [0, 5, 6, 20, 40] {
-        let _ = p.token(t, &poll(&a.device_code));
-    }
+    // Each poll reaches the grant and gets the answer its timing calls for (interval 5, then 10).
+    let answers: Vec<_> = [0, 5, 6, 20, 40].map(|t| p.token(t, &poll(&a.device_code)).unwrap_err().code).into();
+    use ErrorCode::{AuthorizationPending as Pending, SlowDown};
+    assert_eq!(answers, [Pending, Pending, SlowDown, Pending, Pending]);
     assert_eq!(p.durable_version(), v);
     p.approve(50, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
     assert_ne!(p.durable_version(), v);
+}
+
+/// What a gateway does: after each request, one snapshot write if `durable_version()` changed.
+struct Writes {
+    last: u32,
+    by: Vec<&'static str>,
+}
+
+impl Writes {
+    fn new(p: &TestProvider) -> Self {
+        Self { last: p.durable_version(), by: Vec::new() }
+    }
+    fn after(&mut self, p: &TestProvider, request: &'static str) {
+        if p.durable_version() != self.last {
+            self.last = p.durable_version();
+            self.by.push(request);
+        }
+    }
+}
+
+#[test]
+fn a_whole_device_flow_costs_two_writes() {
+    use oauth2_devices::provider::Introspection;
+    let (mut p, mut rng) = setup(13);
+    // The first request after start-up takes a lease of serials: one write (see the next test).
+    start(&mut p, &mut rng, 50);
+    let mut w = Writes::new(&p);
+    let a = start(&mut p, &mut rng, 100);
+    w.after(&p, "device authorization");
+    let code = a.user_code.display();
+    let answers = [100, 102, 112, 113].map(|t| {
+        let r = p.token(t, &poll(&a.device_code)).unwrap_err().code;
+        w.after(&p, "poll");
+        r
+    });
+    use ErrorCode::{AuthorizationPending as Pending, SlowDown};
+    assert_eq!(answers, [Pending, SlowDown, Pending, SlowDown]);
+    // The verification page: a wrong code, then the right one shown, then approved.
+    assert_eq!(p.user_code_info(114, "BBBB-BBBB", b"u").unwrap_err(), ApproveError::InvalidCode);
+    w.after(&p, "a wrong code on the page");
+    assert_eq!(p.user_code_info(114, &code, b"u").unwrap().state, GrantState::Polling);
+    w.after(&p, "the page");
+    p.approve(115, &code, b"u", 1, ScopeSet::EMPTY).unwrap();
+    w.after(&p, "approve");
+    let t = p.token(120, &poll(&a.device_code)).unwrap();
+    w.after(&p, "token exchange");
+    // Using the tokens writes nothing.
+    let header = format!("Bearer {}", t.access_token);
+    assert!(p.check_bearer(121, Some(&header), ScopeSet::EMPTY).is_ok());
+    w.after(&p, "bearer check");
+    let printer = ClientCredentials::new("printer", Some("s3cret"));
+    let q = TokenQuery { client: printer, token: &t.access_token };
+    assert!(matches!(p.introspect(122, &q), Ok(Introspection::Access(_))));
+    w.after(&p, "introspection");
+    // Asking for codes is not saved (an undecided request does not survive a reboot).
+    assert_eq!(w.by, ["approve", "token exchange"]);
+
+    // And, as documented, one per refresh and one per revocation.
+    let r = TokenRequest {
+        client: public("tv"),
+        grant: Grant::RefreshToken { refresh_token: t.refresh_token.as_ref().unwrap(), scope: None },
+    };
+    let t2 = p.token(130, &r).unwrap();
+    w.after(&p, "refresh");
+    p.revoke(131, &TokenQuery { client: public("tv"), token: &t2.access_token }).unwrap();
+    w.after(&p, "revocation");
+    assert_eq!(w.by[2..], ["refresh", "revocation"]);
+
+    // A denied flow: one write, and polling the denial writes nothing.
+    let mut w = Writes::new(&p);
+    let d = start(&mut p, &mut rng, 200);
+    w.after(&p, "device authorization");
+    p.deny(201, &d.user_code.display(), b"u").unwrap();
+    w.after(&p, "deny");
+    for t in [205, 206, 220] {
+        assert_eq!(p.token(t, &poll(&d.device_code)).unwrap_err().code, ErrorCode::AccessDenied);
+        w.after(&p, "poll");
+    }
+    assert_eq!(w.by, ["deny"]);
+}
+
+#[test]
+fn device_authorizations_cost_one_write_per_serial_lease() {
+    use oauth2_devices::provider::SERIAL_LEASE;
+    let (mut p, mut rng) = setup(14);
+    let mut w = Writes::new(&p);
+    // Requests whose devices never poll: each is abandoned before the next, so the table never fills.
+    let step = u64::from(p.config().abandon_after) + 1;
+    for i in 0..u64::from(SERIAL_LEASE) * 2 + 1 {
+        start(&mut p, &mut rng, i * step);
+        w.after(&p, "device authorization");
+    }
+    // The first request takes a lease, the 1025th and the 2049th the next ones.
+    assert_eq!(w.by.len(), 3);
 }
 
 const SLOT: usize = 2048;

@@ -191,43 +191,134 @@ fn approval_errors() {
     assert_eq!(p.user_code_info(600, &code, b"u"), Err(ApproveError::Expired));
 }
 
+/// A user code that is not `live`'s (so every guess with it is wrong).
+fn wrong_code(live: &DeviceAuthorization) -> &'static str {
+    if live.user_code.display() == "BBBB-BBBB" {
+        "CCCC-CCCC"
+    } else {
+        "BBBB-BBBB"
+    }
+}
+
 #[test]
-fn wrong_guesses_are_limited_per_source_and_globally() {
+fn wrong_guesses_are_limited_per_source() {
     let (mut p, mut rng) = setup();
+    let limits = p.config().limits;
     let a = start(&mut p, &mut rng, 0, public("tv"));
     let code = a.user_code.display();
-    let limits = p.config().limits;
+    let wrong = wrong_code(&a);
     assert_eq!((limits.per_source, limits.global, limits.window), (5, 32, 60), "the defaults this test is about");
     // Per source: five wrong guesses for free, then a graduated back-off: 1 s, 2 s, 4 s, ...
     for _ in 0..5 {
-        assert_eq!(p.user_code_info(1, "BBBB-BBBB", b"mallory"), Err(ApproveError::InvalidCode));
+        assert_eq!(p.user_code_info(1, wrong, b"mallory"), Err(ApproveError::InvalidCode));
     }
-    assert_eq!(p.user_code_info(1, "BBBB-BBBB", b"mallory"), Err(ApproveError::RateLimited));
+    assert_eq!(p.user_code_info(1, wrong, b"mallory"), Err(ApproveError::RateLimited));
     // Even the right code is refused to a source that is in its back-off...
     assert_eq!(p.user_code_info(1, &code, b"mallory"), Err(ApproveError::RateLimited));
     // ...but another source is not affected, and the wait is short.
     assert!(p.user_code_info(1, &code, b"alice").is_ok());
     assert!(p.user_code_info(2, &code, b"mallory").is_ok());
-    assert_eq!(p.user_code_info(2, "BBBB-BBBB", b"mallory"), Err(ApproveError::InvalidCode));
+    assert_eq!(p.user_code_info(2, wrong, b"mallory"), Err(ApproveError::InvalidCode));
     assert_eq!(p.user_code_info(3, &code, b"mallory"), Err(ApproveError::RateLimited), "now 2 s");
     assert!(p.user_code_info(4, &code, b"mallory").is_ok());
-
-    // Globally: exactly 32 wrong guesses per window from any number of sources, each one answered.
-    let mut q = setup().0;
-    let b = start(&mut q, &mut rng, 100, public("tv"));
-    let code = b.user_code.display();
-    for i in 0..32u32 {
-        assert_eq!(q.user_code_info(100, "BBBB-BBBB", &i.to_be_bytes()), Err(ApproveError::InvalidCode), "guess {i}");
-    }
-    assert_eq!(q.user_code_info(100, "BBBB-BBBB", b"fresh"), Err(ApproveError::RateLimited), "the 33rd");
-    assert_eq!(q.user_code_info(101, &code, b"alice"), Err(ApproveError::RateLimited));
-    // The window opened at 100: still closed at 159, open at 160.
-    assert_eq!(q.user_code_info(159, &code, b"alice"), Err(ApproveError::RateLimited));
-    assert!(q.user_code_info(160, &code, b"alice").is_ok());
+    // The source is remembered for a whole window after its last failure, so the back-off keeps
+    // growing while it keeps guessing; a quiet window forgets it.
+    let quiet = 2 + u64::from(limits.window);
+    assert_eq!(p.user_code_info(quiet, wrong, b"mallory"), Err(ApproveError::InvalidCode));
+    assert_eq!(p.user_code_info(quiet, wrong, b"mallory"), Err(ApproveError::InvalidCode), "free again");
 }
 
 #[test]
-fn the_documented_guessing_bound_follows_from_the_configuration() {
+fn wrong_guesses_are_limited_globally() {
+    let (mut p, mut rng) = setup();
+    let limits = p.config().limits;
+    assert_eq!((limits.global, limits.per_source), (32, 5), "the defaults the crate documents");
+    let t0 = 1000;
+    let a = start(&mut p, &mut rng, t0, public("tv"));
+    let code = a.user_code.display();
+    let wrong = wrong_code(&a);
+    // Spread over few sources, each within its own budget (and the 16-entry source table far from
+    // full), so that only the global budget can refuse. The first wrong guess opens the window.
+    let source = |i: u16| (i / limits.per_source).to_be_bytes();
+    for i in 0..limits.global {
+        assert_eq!(p.user_code_info(t0, wrong, &source(i)), Err(ApproveError::InvalidCode), "guess {i}");
+    }
+    // The budget is spent: a source that has not guessed yet, and one with budget left, are refused,
+    // even with the right code.
+    let fresh = source(limits.global + limits.per_source);
+    assert_eq!(p.user_code_info(t0, wrong, &fresh), Err(ApproveError::RateLimited));
+    assert_eq!(p.user_code_info(t0 + 1, &code, &fresh), Err(ApproveError::RateLimited));
+    assert_eq!(p.user_code_info(t0 + 1, &code, &source(limits.global - 1)), Err(ApproveError::RateLimited));
+    // The window does not reopen early: still refused in its last second, open at its end.
+    let end = t0 + u64::from(limits.window);
+    assert_eq!(p.user_code_info(end - 1, &code, &fresh), Err(ApproveError::RateLimited));
+    assert!(p.user_code_info(end, &code, &fresh).is_ok());
+}
+
+/// An attacker with every source it likes guesses as fast as the budgets allow during the lifetime of
+/// one code, its first global window opened `lead` seconds before the code was issued. Returns the
+/// wrong guesses admitted while the code was live.
+fn guesses_during_a_lifetime(lead: u64) -> u64 {
+    let (mut p, mut rng) = setup();
+    let cfg = p.config().clone();
+    let t0 = 10_000;
+    // Opens a window `lead` seconds early, with one guess that cannot hit the code (not issued yet).
+    assert_eq!(p.user_code_info(t0 - lead, "BBBB-BBBB", b"opener"), Err(ApproveError::InvalidCode));
+    let a = start(&mut p, &mut rng, t0, public("tv"));
+    let wrong = wrong_code(&a);
+    let mut admitted = 0;
+    for t in t0..t0 + u64::from(cfg.device_code_lifetime) {
+        // Every second, every source of a pool guesses until refused (the pool's 16 × 5 per window
+        // is more than the global 32, so only the global budget binds).
+        for s in 0u8..16 {
+            for _ in 0..=cfg.limits.per_source {
+                match p.user_code_info(t, wrong, &[b'a', s]) {
+                    Err(ApproveError::InvalidCode) => admitted += 1,
+                    Err(ApproveError::RateLimited) => break,
+                    other => panic!("t = {t}: {other:?}"),
+                }
+            }
+        }
+    }
+    // The loop covered the code's whole life and no more.
+    let end = t0 + u64::from(cfg.device_code_lifetime);
+    assert_eq!((p.live_grants(end - 1), p.live_grants(end)), (1, 0));
+    admitted
+}
+
+#[test]
+fn the_documented_guessing_bound_holds_for_the_configuration() {
+    let (mut p, mut rng) = setup();
+    let cfg = p.config().clone();
+    // L: live codes at once, the grant table's capacity (filled here, not assumed).
+    let mut live = 0u64;
+    while p.device_authorization(0, &DeviceAuthorizationRequest { client: public("tv"), scope: None }, &mut rng).is_ok()
+    {
+        live += 1;
+        assert!(live <= 1 << 16, "the grant table never fills");
+    }
+    // The bound of the `limit` docs: global × (⌈T / window⌉ + 1) wrong guesses during a lifetime T,
+    // each hitting one of L live codes out of 20^8.
+    let windows = u64::from(cfg.device_code_lifetime.div_ceil(cfg.limits.window)) + 1;
+    let max_wrong = u64::from(cfg.limits.global) * windows;
+    let bound = (max_wrong * live) as f64 / oauth2_devices::code::USER_CODE_SPACE as f64;
+    assert_eq!((live, windows, max_wrong), (16, 11, 352));
+    // The docs say ≈ 2.2·10^-7 (and the README about 2·10^-7).
+    assert!((bound - 2.2e-7).abs() < 0.005e-7, "bound {bound:e}");
+    // What an attacker gets: never more than the bound's guesses, and with the worst alignment of
+    // windows more than ⌈T / window⌉ windows' worth, so the "+ 1" is needed.
+    let full_windows = u64::from(cfg.limits.global) * u64::from(cfg.device_code_lifetime.div_ceil(cfg.limits.window));
+    let mut worst = 0;
+    for lead in [0, 1, 30, u64::from(cfg.limits.window) - 1] {
+        let got = guesses_during_a_lifetime(lead);
+        assert!(got <= max_wrong, "lead {lead}: {got} wrong guesses admitted, bound {max_wrong}");
+        worst = worst.max(got);
+    }
+    assert!(worst > full_windows, "worst case {worst}, {full_windows} without the extra window");
+}
+
+#[test]
+fn guess_bound_computes_the_documented_formula() {
     let p = setup().0;
     let c = p.config();
     // global × (⌈T / window⌉ + 1) × L / 20^8, with L the grant table's 16 slots.
@@ -253,13 +344,20 @@ fn bearer_errors_including_wrong_key() {
     assert_eq!(p.check_bearer(3, Some("bearer  ".to_owned().as_str()), ScopeSet::EMPTY), Err(BearerError::Malformed));
     // The scheme is case-insensitive.
     assert!(p.check_bearer(3, Some(&format!("bEaReR {}", t.access_token)), ScopeSet::EMPTY).is_ok());
-    // A token signed by another server's key with the same id.
+    // A token signed by another server's key with the same id (1) and the same history, so that only
+    // the MAC tells it apart: its key id, client, family slot and serial are all ones `p` knows.
     let (mut other, mut rng2) = setup();
-    other.keys_mut().rotate(ServerKey::new(9, &[1; 32])).unwrap();
+    other.keys_mut().rotate(ServerKey::new(2, &[1; 32])).unwrap();
+    other.keys_mut().rotate(ServerKey::new(1, &[1; 32])).unwrap();
     other.keys_mut().retire_previous();
+    assert_eq!(other.keys().current().map(|k| k.id()), p.keys().current().map(|k| k.id()));
     let b = start(&mut other, &mut rng2, 0, public("tv"));
     approve(&mut other, 1, &b);
     let foreign = other.token(2, &poll(public("tv"), &b.device_code)).unwrap();
+    let (mine, theirs) =
+        (AccessClaims::peek(&t.access_token).unwrap(), AccessClaims::peek(&foreign.access_token).unwrap());
+    assert_eq!(theirs, mine, "same claims, different key material");
+    assert_ne!(foreign.access_token, t.access_token);
     assert_eq!(
         p.check_bearer(3, Some(&format!("Bearer {}", foreign.access_token)), ScopeSet::EMPTY),
         Err(BearerError::Invalid)

@@ -76,19 +76,33 @@ fuzz_target!(|data: &[u8]| {
     let mut now = 1001u64;
     let mut requests = 0usize;
     let mut last_status = 0;
+    // Set once a response closes the connection (a framing error, `Connection: close`, HTTP/1.0):
+    // the handler must never run again, whatever bytes are still buffered or still arrive.
+    let mut closed_by: Option<(u16, bool)> = None;
     let result = http::serve(&cfg, &mut stream, &mut inbuf, &mut outbuf, |req, res| {
+        assert_eq!(closed_by, None, "a request was handled after a response that closed the connection");
         now += u64::from(input.clock_step);
+        let framing_error = matches!(req, http::Framed::Reject { .. });
         let mut cx = Context { provider: &mut w.provider, app: &mut app, rng: &mut w.rng, now, peer: None };
         let served = http::answer(&cfg, &mut cx, req, res);
         requests += 1;
         last_status = served.status;
+        if framing_error {
+            assert!(!served.keep_alive, "a framing error keeps the connection");
+        }
+        if !served.keep_alive || served.consumed == 0 {
+            closed_by = Some((served.status, framing_error));
+        }
         served
     });
     assert!(result.is_ok(), "the driver failed: {result:?}");
     let statuses = common::check_responses(&stream.written);
-    assert_eq!(statuses.len(), requests, "one response per answered request");
+    assert_eq!(statuses.len(), requests, "one response per answered request, nothing written after the last");
     if let Some(&last) = statuses.last() {
         assert_eq!(last, last_status);
+    }
+    if let Some((status, _)) = closed_by {
+        assert_eq!(statuses.last(), Some(&status), "the closing response is the last one written");
     }
     assert!(oauth2_devices::fuzzing::grant_table(&w.provider).count() <= 4);
 });

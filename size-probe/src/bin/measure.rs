@@ -15,6 +15,11 @@
 //! `-icount` is reported as such.
 //!
 //! The RAM table of `benches/src/sizes.rs` is printed too, as laid out for this target.
+//!
+//! **Budgets**: a request deeper than [`STACK_BUDGET`] bytes of stack fails the run (no `MEASURE OK`,
+//! exit status 1): it is a safety limit, since a task's stack is sized by it and an overflow corrupts
+//! memory silently. So does a pending grant over [`GRANT_RAM_BUDGET`] bytes (the figure the crate
+//! documents and its tests pin). Instruction counts are advisory: reported, never failing.
 #![no_std]
 #![no_main]
 
@@ -38,8 +43,13 @@ use size_probe::web;
 #[path = "../../../benches/src/sizes.rs"]
 mod sizes;
 
-/// Bytes painted below the stack pointer before each measurement.
+/// Bytes painted below the stack pointer before each measurement (more than the budget, so that a
+/// request over it is measured, not missed).
 const PAINT: usize = 16 * 1024;
+/// The most stack one request may use, in bytes; more fails the run.
+const STACK_BUDGET: usize = 4096;
+/// The most RAM one pending grant may cost, in bytes; more fails the run.
+const GRANT_RAM_BUDGET: usize = 32;
 const PATTERN: u32 = 0xC5A3_5A3C;
 
 /// Semihosting stdout as a `core::fmt::Write` sink.
@@ -128,10 +138,12 @@ impl Report {
         let stack = s.stack.saturating_sub(self.overhead.stack);
         let ticks = u64::from(s.ticks.saturating_sub(self.overhead.ticks));
         let insns = ticks * self.milli_insns_per_tick / 1000;
-        if !what.starts_with('(') {
+        let counted = !what.starts_with('(');
+        if counted {
             self.max_stack = self.max_stack.max(stack);
         }
-        let _ = writeln!(self.out, "  {what:<44} {stack:>7} {insns:>12}");
+        let over = if counted && stack >= STACK_BUDGET { "  OVER THE STACK BUDGET" } else { "" };
+        let _ = writeln!(self.out, "  {what:<44} {stack:>7} {insns:>12}{over}");
     }
 
     fn check(&mut self, ok: bool, what: &str) {
@@ -151,8 +163,12 @@ fn main() -> ! {
         let _ = writeln!(out, "  {what:<52} {bytes:>6}");
     }
     let g = sizes::per_grant();
-    let _ =
-        writeln!(out, "target: <= 32 B of RAM per pending grant: {} ({g} B)", if g <= 32 { "met" } else { "MISSED" });
+    let grant_ok = g <= GRANT_RAM_BUDGET;
+    let _ = writeln!(
+        out,
+        "budget (fails the run): <= {GRANT_RAM_BUDGET} B of RAM per pending grant: {} ({g} B)",
+        if grant_ok { "met" } else { "EXCEEDED" }
+    );
 
     let Some(mut cp) = cortex_m::Peripherals::take() else { exit(false) };
     // DWT CYCCNT: enabled, then read around a loop; QEMU leaves it at zero.
@@ -192,6 +208,8 @@ fn main() -> ! {
         overhead.stack,
     );
     let mut r = Report { out, overhead, milli_insns_per_tick, failed: false, max_stack: 0 };
+    r.check(grant_ok, "RAM per pending grant over its budget");
+    let _ = writeln!(r.out, "per request (stack: budget {STACK_BUDGET} B, fails the run; instructions: advisory)");
     let _ = writeln!(r.out, "per request, typed (JSON or challenge included): stack bytes  instructions");
 
     let mut rng = ChaCha20Rng::seed_from_u64(8628);
@@ -278,11 +296,13 @@ fn main() -> ! {
     http_requests(&mut r, &mut p, &mut rng, now + 100);
 
     let max = r.max_stack;
+    let stack_ok = max < STACK_BUDGET;
     let _ = writeln!(
         r.out,
-        "target: < 4096 B of stack per request: {} (deepest request {max} B)",
-        if max < 4096 { "met" } else { "MISSED" }
+        "budget (fails the run): < {STACK_BUDGET} B of stack per request: {} (deepest request {max} B)",
+        if stack_ok { "met" } else { "EXCEEDED" }
     );
+    r.check(stack_ok, "a request used more stack than its budget");
     if r.failed {
         exit(false)
     }

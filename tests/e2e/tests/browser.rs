@@ -6,9 +6,10 @@
 //! Ignored by default (a developer machine may have no Chromium); `.ci/e2e.sh` installs Chromium and
 //! runs them with `--ignored`.
 
-use std::net::TcpListener;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -16,6 +17,31 @@ use oauth2_devices_e2e::{demo_basic, http, Gateway};
 use serde_json::{json, Value};
 
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// How long chromedriver may take to start and a page to show what a test waits for: far more than
+/// either takes on loopback, even on a loaded machine.
+const WAIT: Duration = Duration::from_secs(30);
+/// Pause between two looks while waiting for a condition.
+const LOOK_AGAIN: Duration = Duration::from_millis(50);
+
+/// Polls `look` until it returns `Some`, for at most `WAIT`; `None` if it never did.
+fn poll_until<T>(mut look: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = look() {
+            return Some(v);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(LOOK_AGAIN);
+    }
+}
+
+/// [`poll_until`], failing the test if `look` never succeeds; `what` names the condition.
+fn wait_until<T>(what: &str, look: impl FnMut() -> Option<T>) -> T {
+    poll_until(look).unwrap_or_else(|| panic!("waited {WAIT:?} for {what}"))
+}
 
 struct Driver {
     child: Child,
@@ -49,20 +75,43 @@ mod tempdir {
 
 impl Driver {
     fn start() -> Driver {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let child = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: chromedriver binds a free port itself and prints it, so no port is chosen here and
+        // handed over (another process could take it in between).
+        let mut child = Command::new("chromedriver")
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("chromedriver (Debian package chromium-driver) must be installed");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        // Reads chromedriver's output until it exits, so that it never blocks on a full pipe.
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + WAIT;
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.split("started successfully on port ").nth(1) {
+                        break rest.trim_end_matches('.').trim().parse::<u16>().expect("a port number");
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => panic!("chromedriver printed no port within {WAIT:?}"),
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    panic!("chromedriver exited before listening: {:?}", child.wait())
+                }
+            }
+        };
         let base = format!("http://127.0.0.1:{port}");
-        let http = reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while http.get(format!("{base}/status")).send().is_err() {
-            assert!(Instant::now() < deadline, "chromedriver did not start");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let http = reqwest::blocking::Client::builder().timeout(WAIT).build().unwrap();
+        wait_until("chromedriver's /status to answer ready", || {
+            let v: Value = http.get(format!("{base}/status")).send().ok()?.json().ok()?;
+            (v["value"]["ready"] == true).then_some(())
+        });
         let profile = tempdir::Dir::new("chromium");
         let args = [
             "--headless=new",
@@ -88,7 +137,7 @@ impl Driver {
         d
     }
 
-    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+    fn try_call(&self, method: &str, path: &str, body: Value) -> Result<Value, String> {
         let url = if path == "/session" {
             format!("{}{path}", self.base)
         } else {
@@ -100,10 +149,14 @@ impl Driver {
             _ => self.http.post(url).json(&body),
         };
         let resp: Value = req.send().expect("webdriver request").json().expect("webdriver JSON");
-        if let Some(err) = resp["value"]["error"].as_str() {
-            panic!("webdriver {method} {path}: {err}: {}", resp["value"]["message"]);
+        match resp["value"]["error"].as_str() {
+            Some(err) => Err(format!("webdriver {method} {path}: {err}: {}", resp["value"]["message"])),
+            None => Ok(resp["value"].clone()),
         }
-        resp["value"].clone()
+    }
+
+    fn call(&self, method: &str, path: &str, body: Value) -> Value {
+        self.try_call(method, path, body).unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Sends `Authorization` with every request of the page, as a browser does once the user signed in.
@@ -120,14 +173,29 @@ impl Driver {
         self.call("POST", "/url", json!({"url": url}));
     }
 
-    fn find(&self, css: &str) -> String {
-        let v = self.call("POST", "/element", json!({"using": "css selector", "value": css}));
-        v[ELEMENT].as_str().unwrap_or_else(|| panic!("no element {css}")).to_string()
+    /// The element matching `css` on the current page, if there is one.
+    fn try_find(&self, css: &str) -> Option<String> {
+        let v = self.try_call("POST", "/element", json!({"using": "css selector", "value": css})).ok()?;
+        v[ELEMENT].as_str().map(str::to_string)
     }
 
-    fn text(&self, css: &str) -> String {
-        let id = self.find(css);
-        self.call("GET", &format!("/element/{id}/text"), Value::Null).as_str().unwrap_or("").to_string()
+    /// Waits for an element matching `css` (a page being loaded after a click may not have it yet).
+    fn find(&self, css: &str) -> String {
+        wait_until(&format!("an element {css}"), || self.try_find(css))
+    }
+
+    /// Waits until the text of `css` satisfies `want`, and returns it. A look may find the page before
+    /// the one awaited, or an element that a navigation just replaced: both mean "look again".
+    fn wait_text(&self, css: &str, want: impl Fn(&str) -> bool) -> String {
+        let mut last = None;
+        let found = poll_until(|| {
+            let id = self.try_find(css)?;
+            let text = self.try_call("GET", &format!("/element/{id}/text"), Value::Null).ok()?;
+            let text = text.as_str().unwrap_or("").to_string();
+            last = Some(text.clone());
+            want(&text).then_some(text)
+        });
+        found.unwrap_or_else(|| panic!("waited {WAIT:?} for the text of {css}; last seen: {last:?}"))
     }
 
     fn type_into(&self, css: &str, text: &str) {
@@ -172,6 +240,10 @@ struct Device {
     user_code: String,
     verification_uri: String,
     verification_uri_complete: String,
+    /// The polling interval the server asked for.
+    interval: Duration,
+    /// When the last answer to a poll arrived.
+    last_poll: Option<Instant>,
 }
 
 fn device_starts(gw: &Gateway) -> Device {
@@ -183,15 +255,24 @@ fn device_starts(gw: &Gateway) -> Device {
         user_code: v["user_code"].as_str().unwrap().into(),
         verification_uri: v["verification_uri"].as_str().unwrap().into(),
         verification_uri_complete: v["verification_uri_complete"].as_str().unwrap().into(),
+        interval: Duration::from_secs(v["interval"].as_u64().expect("interval")),
+        last_poll: None,
     }
 }
 
-fn device_polls(gw: &Gateway, d: &Device) -> (u16, Value) {
+/// One poll, as a device obeying RFC 8628 §3.5 makes it: at least `interval` after the previous one
+/// (the server answers `slow_down` otherwise). This waits for the protocol's schedule, not for the
+/// server to be ready: the wait is whatever is left of the interval, usually nothing.
+fn device_polls(gw: &Gateway, d: &mut Device) -> (u16, Value) {
+    if let Some(last) = d.last_poll {
+        std::thread::sleep(d.interval.saturating_sub(last.elapsed()));
+    }
     let body = format!(
         "client_id=tv-demo&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
         d.device_code
     );
     let r = http(&gw.addr, "POST", "/oauth/token", &[], &body);
+    d.last_poll = Some(Instant::now());
     (r.status, r.json())
 }
 
@@ -199,8 +280,8 @@ fn device_polls(gw: &Gateway, d: &Device) -> (u16, Value) {
 #[ignore = "needs chromium and chromium-driver; run by .ci/e2e.sh"]
 fn a_user_types_the_code_and_approves_in_chromium() {
     let gw = Gateway::start(&["--interval", "1"]);
-    let d = device_starts(&gw);
-    assert_eq!(device_polls(&gw, &d).1["error"], "authorization_pending");
+    let mut d = device_starts(&gw);
+    assert_eq!(device_polls(&gw, &mut d).1["error"], "authorization_pending");
 
     let browser = Driver::start();
     browser.sign_in(&demo_basic());
@@ -208,17 +289,17 @@ fn a_user_types_the_code_and_approves_in_chromium() {
     // The user types the code the way people do: lower case, without the dash.
     browser.type_into("#user_code", &d.user_code.replace('-', "").to_lowercase());
     browser.click("#continue");
-    assert_eq!(browser.text("#client"), "Demo TV");
-    let scopes = browser.text("#scopes");
+    // The confirmation page, once it has replaced the entry form.
+    browser.wait_text("#client", |t| t == "Demo TV");
+    let scopes = browser.wait_text("#scopes", |t| !t.is_empty());
     assert!(scopes.contains("profile") && scopes.contains("email"), "{scopes}");
-    assert_eq!(browser.text("#code"), d.user_code);
+    assert_eq!(browser.wait_text("#code", |t| !t.is_empty()), d.user_code);
     browser.click("#approve");
-    let message = browser.text("#message");
-    assert!(message.to_lowercase().contains("approved"), "{message}");
+    browser.wait_text("#message", |t| t.to_lowercase().contains("approved"));
     browser.screenshot("approve");
 
-    std::thread::sleep(Duration::from_millis(1100));
-    let (status, token) = device_polls(&gw, &d);
+    // The device's next poll gets the tokens.
+    let (status, token) = device_polls(&gw, &mut d);
     assert_eq!(status, 200, "{token}");
     let access = token["access_token"].as_str().unwrap();
     let me = http(&gw.addr, "GET", "/api/me", &[("Authorization", &format!("Bearer {access}"))], "");
@@ -227,27 +308,28 @@ fn a_user_types_the_code_and_approves_in_chromium() {
 
     // Going back to the same code now says it was used.
     browser.goto(&d.verification_uri_complete);
-    let again = browser.text("#message").to_lowercase();
-    assert!(again.contains("used") || again.contains("already"), "{again}");
+    browser.wait_text("#message", |t| {
+        let t = t.to_lowercase();
+        t.contains("used") || t.contains("already")
+    });
 }
 
 #[test]
 #[ignore = "needs chromium and chromium-driver; run by .ci/e2e.sh"]
 fn a_user_arrives_prefilled_and_denies_in_chromium() {
     let gw = Gateway::start(&["--interval", "1"]);
-    let d = device_starts(&gw);
+    let mut d = device_starts(&gw);
     let browser = Driver::start();
     browser.sign_in(&demo_basic());
     // verification_uri_complete: the page reads the code and asks only for confirmation.
     browser.goto(&d.verification_uri_complete);
     assert!(browser.url().contains("user_code="));
-    assert_eq!(browser.text("#code"), d.user_code);
-    assert_eq!(browser.text("#client"), "Demo TV");
+    assert_eq!(browser.wait_text("#code", |t| !t.is_empty()), d.user_code);
+    browser.wait_text("#client", |t| t == "Demo TV");
     browser.click("#deny");
-    let message = browser.text("#message");
-    assert!(message.to_lowercase().contains("denied"), "{message}");
+    browser.wait_text("#message", |t| t.to_lowercase().contains("denied"));
     browser.screenshot("deny");
-    let (status, v) = device_polls(&gw, &d);
+    let (status, v) = device_polls(&gw, &mut d);
     assert_eq!((status, v["error"].as_str()), (400, Some("access_denied")));
 }
 
@@ -264,7 +346,9 @@ fn the_page_refuses_a_wrong_code_and_an_unsigned_visitor() {
     browser.goto(&format!("{}/activate", gw.base));
     browser.type_into("#user_code", "BCDF-GHJK");
     browser.click("#continue");
-    let message = browser.text("#message").to_lowercase();
-    assert!(message.contains("invalid") || message.contains("not"), "{message}");
+    browser.wait_text("#message", |t| {
+        let t = t.to_lowercase();
+        t.contains("invalid") || t.contains("not")
+    });
     browser.screenshot("wrong-code");
 }
