@@ -11,6 +11,7 @@ impl Harness {
         let now = self.seen();
         assert_eq!(self.p.clock(), self.clock.get(), "provider clock");
         assert_eq!(self.p.durable_version(), self.durable, "durable version");
+        assert_eq!(next_serial(&self.p), self.next_serial, "next serial");
 
         let table: Vec<_> = grant_table(&self.p).collect();
         for (i, (_, a)) in table.iter().enumerate() {
@@ -29,10 +30,10 @@ impl Harness {
             assert_eq!(g.state, state_of(m), "slot {slot}: {g:?} vs {m:?}");
             assert_eq!(g.scopes.bits(), scopes_of(m), "slot {slot}: {g:?} vs {m:?}");
             assert_eq!(g.interval, m.interval, "slot {slot}");
-            assert_eq!(g.last_poll, m.last_poll, "slot {slot}");
-            if let MState::Approved { user, .. } = m.state {
-                assert_eq!(g.user, user);
-            }
+            assert_eq!(g.source, m.source, "slot {slot}: source tag");
+            let last_poll = (m.state == MState::Undecided).then_some(m.last_poll);
+            assert_eq!(g.last_poll(), last_poll, "slot {slot}: {g:?} vs {m:?}");
+            assert_eq!(g.user(), user_of(m), "slot {slot}: {g:?} vs {m:?}");
         }
 
         let table: Vec<_> = family_table(&self.p).collect();
@@ -58,6 +59,49 @@ impl Harness {
         let live_families = self.families.iter().filter(|f| self.live_family(f, now)).count();
         assert_eq!(self.p.live_families(u64::from(now)), live_families);
         assert!(live_families <= FAMILY_SLOTS);
+        self.check_devices(now);
+    }
+
+    /// `Provider::families` of every user with a family in the table, and of user 0: exactly the
+    /// model's live families of that user (reservations included), in slot order. This is also where
+    /// the approval time, the last use and whether a family is issued are compared.
+    fn check_devices(&self, now: u32) {
+        let mut users: Vec<u32> = self.families.iter().filter(|f| f.in_table).map(|f| f.user).collect();
+        users.push(0);
+        users.sort_unstable();
+        users.dedup();
+        for user in users {
+            let got: Vec<DeviceInfo> = self.p.families(u64::from(now), user).collect();
+            let mut want: Vec<&MFamily> =
+                self.families.iter().filter(|f| f.user == user && self.live_family(f, now)).collect();
+            want.sort_by_key(|f| f.slot);
+            let want: Vec<DeviceInfo> = want
+                .into_iter()
+                .map(|f| DeviceInfo {
+                    slot: f.slot as u16,
+                    serial: f.serial,
+                    client: f.client,
+                    scopes: ScopeSet::from_bits(f.scopes),
+                    approved_at: f.approved_at,
+                    last_used: f.issued.then_some(f.last_used),
+                    expires_at: f.expires_at,
+                    connected: f.issued,
+                })
+                .collect();
+            assert_eq!(got, want, "connected devices of user {user} at {now}");
+            // The account limit, for the families an approval reserved (see `MFamily::unreserved`).
+            let reserved = self.families.iter().filter(|f| f.user == user && !f.unreserved && self.live_family(f, now));
+            let limit = usize::from(self.config.families_per_user);
+            assert!(reserved.count() <= limit, "user {user} over the account limit of {limit}");
+        }
+        self.observe();
+    }
+
+    /// The grant-table policy restated over the provider's own table: whether a grant keeps its slot
+    /// (live, and approved or undecided and polled within `abandon_after`).
+    pub(crate) fn keeps_slot(&self, g: &PendingGrant, now: u32) -> bool {
+        let abandoned = g.last_poll().is_some_and(|last| now.saturating_sub(last) >= self.config.abandon_after);
+        !g.is_expired(now) && !matches!(g.state, GrantState::Exchanged | GrantState::Denied) && !abandoned
     }
 
     /// Every recent access token: exactly the predicted bearer outcome.
@@ -135,41 +179,18 @@ impl Harness {
 
     // ----- the guess budgets -----
 
-    pub(crate) fn record_failure(&mut self, source: u8) {
+    /// A wrong user code: charged to its source in the model's budget, and the global bound checked
+    /// from the history alone (fixed windows hold at most `global` failures each, so any span shorter
+    /// than a window holds at most twice that, within one clock epoch).
+    pub(crate) fn record_guess(&mut self, key: [u8; 8]) {
         let at = self.clock.get();
-        self.failures.push(Failure { source, key: self.current, at, epoch: self.epoch });
-        let cfg = fuzzing::config().limits;
-        let recent = |f: &&Failure| f.epoch == self.epoch && f.at <= at && at - f.at < cfg.window;
-        let global = self.failures.iter().filter(recent).count();
-        let mine = self.failures.iter().filter(recent).filter(|f| f.source == source && f.key == self.current).count();
+        if self.codes.fail(at, key) {
+            self.stats.code_evictions += 1;
+        }
+        self.failures.push(Failure { at, epoch: self.epoch });
+        let cfg = self.config.limits;
+        let global =
+            self.failures.iter().filter(|f| f.epoch == self.epoch && f.at <= at && at - f.at < cfg.window).count();
         assert!(global <= 2 * usize::from(cfg.global), "{global} wrong guesses within one window");
-        assert!(mine <= 2 * usize::from(cfg.per_source), "{mine} wrong guesses by one source within one window");
-    }
-
-    /// A refusal must have a cause: this source's budget, the global budget, or a full source table.
-    /// A live window started at most `window` seconds ago; the failures it counts are those since, which
-    /// after a restore that set the clock back include failures made at later clock times.
-    pub(crate) fn check_rate_limited(&self, source: u8) {
-        let now = self.clock.get();
-        let cfg = fuzzing::config().limits;
-        let recent: Vec<&Failure> =
-            self.failures.iter().filter(|f| u64::from(f.at) + u64::from(cfg.window) > u64::from(now)).collect();
-        let mine = recent.iter().filter(|f| f.source == source && f.key == self.current).count();
-        let mut others: Vec<(u8, KeyRef)> = recent
-            .iter()
-            .filter(|f| !(f.source == source && f.key == self.current))
-            .map(|f| (f.source, f.key))
-            .collect();
-        others.sort_by_key(|(s, k)| (*s, k.id, k.generation));
-        others.dedup();
-        assert!(
-            mine >= usize::from(cfg.per_source)
-                || recent.len() >= usize::from(cfg.global)
-                || others.len() >= SOURCE_SLOTS,
-            "rate-limited without cause: source {source}, {mine} own, {} recent, {} other sources at {now}; history {:?}",
-            recent.len(),
-            others.len(),
-            self.failures.iter().map(|f| (f.source, f.key.id, f.key.generation, f.at, f.epoch)).collect::<Vec<_>>()
-        );
     }
 }
