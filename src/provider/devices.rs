@@ -3,7 +3,7 @@
 
 use super::{Provider, UserId};
 use crate::client::ClientRegistry;
-use crate::grant::{GrantState, GrantStore};
+use crate::grant::GrantStore;
 use crate::response::DeviceInfo;
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
@@ -33,11 +33,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return false;
         }
         self.families.set(usize::from(slot), None);
-        for s in 0..self.grants.capacity() {
-            if let Some(g) = self.grants.get_mut(s).filter(|g| g.serial == serial && g.state == GrantState::Approved) {
-                g.state = GrantState::Denied;
-            }
-        }
+        self.withdraw_approval(serial);
         self.touch();
         true
     }

@@ -33,7 +33,7 @@ use rand_core::CryptoRng;
 use crate::client::{Client, ClientIndex, ClientRegistry};
 use crate::error::{ErrorCode, OAuthError};
 use crate::family::FamilyTable;
-use crate::grant::GrantStore;
+use crate::grant::{GrantState, GrantStore};
 use crate::key::{Domain, KeyRing, ServerKey};
 use crate::limit::{AttemptLimiter, LimitConfig, RateLimited};
 use crate::request::ClientCredentials;
@@ -325,9 +325,10 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.clock.get()
     }
 
-    /// A counter bumped by every change a snapshot must capture: new, approved, denied and exchanged
-    /// grants, opened, rotated and revoked token families. Save when it differs from the version of the
-    /// last snapshot; polling alone never bumps it, so polls cost no flash writes.
+    /// A counter bumped by every change a snapshot must capture: approved, denied and exchanged grants,
+    /// opened, rotated and revoked token families, and a new lease of serials every
+    /// [`SERIAL_LEASE`] device authorizations. Save when it differs from the version of the last
+    /// snapshot; asking for codes and polling do not bump it, so they cost no flash writes.
     pub fn durable_version(&self) -> u32 {
         self.durable
     }
@@ -480,13 +481,26 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.clients.get(index).map(|c| c.id()).ok_or(OAuthError::invalid_client("unknown client"))
     }
 
-    /// Revokes every token issued from the grant with this serial. Returns whether a family was live.
+    /// Revokes every token issued from the grant with this serial, and withdraws its approval if the
+    /// device has not exchanged it yet (its next poll gets `access_denied`). Returns whether a family
+    /// (a reservation included, expired or not) was in the table.
     pub fn revoke_serial(&mut self, serial: u32) -> bool {
         let found = self.families.revoke_serial(serial);
         if found {
+            self.withdraw_approval(serial);
             self.touch();
         }
         found
+    }
+
+    /// An approved grant of this serial that was not exchanged becomes denied: its reservation is
+    /// gone, so it must not take a slot at its exchange.
+    fn withdraw_approval(&mut self, serial: u32) {
+        for s in 0..self.grants.capacity() {
+            if let Some(g) = self.grants.get_mut(s).filter(|g| g.serial == serial && g.state == GrantState::Approved) {
+                g.state = GrantState::Denied;
+            }
+        }
     }
 
     /// Frees expired grants and token families (allocation also reclaims them lazily); returns how many.

@@ -574,6 +574,15 @@ impl Harness {
             f.in_table = false;
             found = true;
         }
+        if found {
+            // An approval still waiting for its device is withdrawn with its reservation.
+            for g in self.grants.iter_mut().filter(|g| g.in_table && g.serial == serial) {
+                if let MState::Approved { .. } = g.state {
+                    g.state = MState::Denied;
+                    g.denied = true;
+                }
+            }
+        }
         found
     }
 
