@@ -14,7 +14,7 @@ fn event(rng: &mut ChaCha20Rng, generation: u32) -> Vec<(u16, Option<Vec<u8>>)> 
     (0..n)
         .map(|_| {
             let key = (rng.next_u32() % 6) as u16;
-            if rng.next_u32() % 5 == 0 {
+            if rng.next_u32().is_multiple_of(5) {
                 (key, None)
             } else {
                 (key, Some(value(key, generation, 8 + rng.next_u32() as usize % 13)))
@@ -96,7 +96,7 @@ fn cut_everywhere(
         }
         // The store goes on from whatever it found, and a reboot sees that too (checked on a sample of the
         // cuts, and on every cut in the last 64 operations, where the frame ends and its mark is written).
-        if cut % 16 != 0 && cut + 64 < total {
+        if !cut.is_multiple_of(16) && cut + 64 < total {
             continue;
         }
         let next = vec![(5u16, Some(value(5, 999, 12)))];

@@ -67,7 +67,9 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
 }
 
 impl<F: NorFlash, const FRAME: usize, const PAGES: usize> Checkpoint<'_, '_, F, FRAME, PAGES> {
-    /// Adds a live record (each key once).
+    /// Adds a live record (each key once). [`StoreError::TooLarge`] past the configured number of records
+    /// or value length; [`StoreError::Full`] if the log has no room left beside the state it replaces
+    /// (after earlier checkpoints were cut: the range is too small for the power it gets).
     pub async fn put(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StoreError> {
         if let Some(e) = self.failed {
             return Err(e);
@@ -80,7 +82,11 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> Checkpoint<'_, '_, F, 
     }
 
     async fn put_inner(&mut self, key: RecordKey, value: &[u8]) -> Result<(), StoreError> {
-        if value.len() > usize::from(self.store.config.max_value_len()) {
+        // Beyond the configuration the room kept for a checkpoint is not guaranteed: refuse before the
+        // attempt eats into it.
+        if value.len() > usize::from(self.store.config.max_value_len())
+            || self.bound.entries >= self.store.config.max_records()
+        {
             return Err(StoreError::TooLarge);
         }
         let r = Record::put(key, value);

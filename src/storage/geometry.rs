@@ -54,7 +54,7 @@ impl Geometry {
         if word == 0 || word > 32 || (read_size == 0 || write_size == 0) {
             return None;
         }
-        if !(word % read_size == 0 && word % write_size == 0) {
+        if !(word.is_multiple_of(read_size) && word.is_multiple_of(write_size)) {
             return None;
         }
         let word = word as u32;
@@ -62,7 +62,7 @@ impl Geometry {
             return None;
         }
         let erase = erase_size as u32;
-        if erase == 0 || erase % word != 0 || len % erase != 0 {
+        if erase == 0 || !erase.is_multiple_of(word) || !len.is_multiple_of(erase) {
             return None;
         }
         let pages = len / erase;

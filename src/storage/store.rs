@@ -150,10 +150,11 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
         // The largest checkpoint, written after another one and a commit, with a load's allowance each.
         let largest = Bound::default().add(config.max_records, config.max_records.saturating_mul(config.max_entry()));
         let c_max = store.checkpoint_bound(largest);
-        // Right after one checkpoint there must be room for a commit and the next checkpoint, so that a
-        // checkpoint is never due the moment it is written: see `checkpoint_due`.
+        // Right after one checkpoint there must be room for a commit and two more checkpoints (one that
+        // may be cut, and its retry), so that a checkpoint is never due the moment it is written: see
+        // `checkpoint_due`.
         let need = c_max
-            .saturating_mul(2)
+            .saturating_mul(3)
             .saturating_add(geo.max_item.saturating_mul(4))
             .saturating_add(geo.mark_item.saturating_mul(2));
         if need > geo.limit {
@@ -190,16 +191,20 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
         parts.saturating_mul(self.geo.max_item).saturating_add(self.geo.mark_item)
     }
 
-    /// Whether the next commit of a full frame may be refused for lack of room, also after a reboot in
-    /// between (see [`Committed`]).
+    /// Whether it is time for a checkpoint: true once the room left after the next commit (of a full frame,
+    /// also after a reboot in between) could hold fewer than two checkpoints, one for the current state and
+    /// one for a retry should the first be cut by a power loss. Commits are refused only when the room for
+    /// one checkpoint runs out.
     pub fn checkpoint_due(&self) -> bool {
         let room = FRAME.saturating_sub(OVERHEAD) as u32;
         let grown = self.bound.add(room / ENTRY_HEADER as u32, room);
+        let largest = self.checkpoint_bound(Bound { entries: u32::MAX, bytes: u32::MAX });
         // A load's allowance, the commit's frame, the allowance of the load after it, the mark.
         self.live
             .saturating_add(self.geo.max_item.saturating_mul(3))
             .saturating_add(self.geo.mark_item)
             .saturating_add(self.checkpoint_bound(grown))
+            .saturating_add(largest)
             > self.geo.limit
     }
 

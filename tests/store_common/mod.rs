@@ -22,6 +22,8 @@ pub struct FakeFlash<const W: usize, const E: usize> {
     pub budget: Option<usize>,
     /// Byte operations done (writes and erases).
     pub ops: usize,
+    /// Bytes written.
+    pub written: usize,
     /// Completed erases of each page.
     pub erases: Vec<u64>,
 }
@@ -38,7 +40,7 @@ impl blocking::NorFlashError for PowerCut {
 impl<const W: usize, const E: usize> FakeFlash<W, E> {
     pub fn new(len: usize) -> Self {
         assert_eq!(len % E, 0);
-        Self { mem: vec![0xFF; len], budget: None, ops: 0, erases: vec![0; len / E] }
+        Self { mem: vec![0xFF; len], budget: None, ops: 0, written: 0, erases: vec![0; len / E] }
     }
 
     /// A copy that loses power after `cut` more byte operations.
@@ -85,6 +87,7 @@ impl<const W: usize, const E: usize> FakeFlash<W, E> {
             let at = offset as usize + i;
             assert_eq!(self.mem[at] & b, *b, "byte {at} written over data");
             self.spend()?;
+            self.written += 1;
             self.mem[at] &= b;
         }
         Ok(())
