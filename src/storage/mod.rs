@@ -1,5 +1,6 @@
 //! Durable state on NOR flash: the [`RecordStore`] (an authenticated, wear-levelled, power-loss-safe log
-//! of records), the [legacy](legacy) two-slot snapshot format and its migration, and [`FileFlash`] for hosts.
+//! of records), the [legacy] two-slot snapshot format and its migration, and `FileFlash` for hosts
+//! (feature `std`).
 //!
 //! # The record store
 //! The provider hands the store *records*: opaque byte strings under 16-bit keys (one per grant slot, one
@@ -35,17 +36,20 @@
 //! parts, then its mark. The *base* of the log is its newest complete checkpoint (first to last part with
 //! no gap and the right count), or the empty state before sequence 0. The state is the base's records with
 //! every later commit applied in order; checkpoint parts that never reached their last part are ignored.
-//! The log never grows so far that the ring would erase the page where its base starts: a commit is
-//! refused ([`StoreError::NeedsCheckpoint`]) unless room for a checkpoint of the current state remains
-//! behind it, and [`Committed::checkpoint_due`] says when to write one. So a checkpoint is written roughly
-//! once per (range − 2 checkpoints) of commits, and every page is erased once per turn of the ring.
+//! The log never grows so far that the ring would erase the page where its base starts (see
+//! `geometry.rs` for the bound): a commit is refused ([`StoreError::NeedsCheckpoint`], nothing written)
+//! unless room for a checkpoint of the current state remains behind it, and
+//! [`Committed::checkpoint_due`] turns true while room for two remains (one for a retry, should the first
+//! be cut). So a checkpoint is written about once per (range − 3 checkpoints) of commits, and every page
+//! is erased once per turn of the ring.
 //!
 //! ## Threat model
 //! In scope: bit rot (any bit of the range may flip), writes and erases cut by power loss at any point,
 //! flash that reads back differently. Out of scope: an attacker who can write the flash, in particular one
 //! who rewrites the whole range with an older image that was validly signed by the same key (nothing kept
-//! on the same flash can tell that from the real thing; a monotonic counter outside the flash could). An
-//! attacker without the server key cannot produce a frame that verifies.
+//! on the same flash can tell that from the real thing; a monotonic counter outside the flash could).
+//! Without the server key no frame can be forged, but erasing the newest items is indistinguishable from
+//! a cut write.
 //!
 //! ## Recovery rules
 //! A load reads every frame in log order and checks each tag, then judges:
@@ -85,8 +89,17 @@
 //! - an erase cut by power loss leaves the page state inconsistent and it erases the page again; an item
 //!   header damaged so that its length check still passes while it claims more than `FRAME` bytes stops its
 //!   iteration, which the store reports as damage at that point;
-//! - with more than two pages its 7.2 queue keeps working in a full ring; it does not build on Rust 1.88
-//!   from 8.0 on, hence 7.2.
+//! - the queue of 7.2 behaves as that of 8.0 (whose only later queue fix concerns single-page queues;
+//!   the store needs two pages or more); 8.x does not build on Rust 1.88, hence 7.2.
+//!
+//! ## Limits
+//! - A load accounts for one invisible cut write after the newest frame, and the bound keeps a margin of
+//!   four frames for more cut writes in a row with no complete write in between. Beyond that the ring may
+//!   erase the page where the base starts; the next load then reports damage, never an older state.
+//! - Each cut checkpoint stays in the log until the next checkpoint completes. After more cut checkpoints
+//!   than the room kept for a retry, a checkpoint fails with [`StoreError::Full`] and commits are refused:
+//!   the state stays loadable, but nothing new can be written on that range.
+//! - Damage that makes sequential-storage itself give up (see above) is reported as damage at that point.
 //!
 //! ## Costs
 //! Per commit: one frame (28 bytes of header and tag plus 4 + value bytes per record) and one 28-byte mark,
