@@ -224,8 +224,9 @@ pub enum Legacy<'b> {
 
 /// Looks for the old two-slot format in `len` bytes of `flash` from `base` (the range given to
 /// [`SnapshotSlots::new`]) and returns the newest snapshot in `buf`. Only reads, so it can run on the flash
-/// the record store will use (keep the two ranges apart, so that the old snapshot survives until the new
-/// store holds its checkpoint).
+/// the record store will use. Keep the two ranges apart: the old snapshot then survives until the new
+/// store holds its checkpoint, and the record store never sees the old data (which its first load could
+/// erase, see [`super::RecordStore::new`]).
 pub async fn find_legacy_snapshot<'b, F: AsyncReadNorFlash>(
     flash: &mut F,
     base: u32,

@@ -120,6 +120,10 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> fmt::Debug for RecordS
 impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, PAGES> {
     /// A store on `len` bytes of `flash` from `base`. Call [`Self::load`] before anything else.
     ///
+    /// The range must hold nothing but this store (or be erased): sequential-storage erases pages whose
+    /// state markers look like an interrupted erase, so other data there, such as old two-slot snapshots,
+    /// can be lost at the first load. Migrate those from a separate range ([`super::find_legacy_snapshot`]).
+    ///
     /// [`StoreError::BadLayout`] unless: the range is inside the flash, made of at least two whole erase
     /// blocks (pages, all the same size); the word (the larger of the read and write sizes) is at most 32
     /// bytes and `FRAME` is a multiple of it, holds one record of the configured maximum length, and fits a
@@ -187,7 +191,7 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
         let bytes = bound.bytes.min(self.config.max_records.saturating_mul(max_entry));
         let room = (FRAME.saturating_sub(OVERHEAD + COUNT_LEN)) as u32;
         let per_part = room.saturating_sub(max_entry).saturating_add(1).max(1);
-        let parts = if entries == 0 { 1 } else { entries.min(1 + bytes / per_part) };
+        let parts = if entries == 0 { 1 } else { entries.min((bytes / per_part).saturating_add(1)) };
         parts.saturating_mul(self.geo.max_item).saturating_add(self.geo.mark_item)
     }
 
