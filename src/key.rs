@@ -31,6 +31,8 @@ pub(crate) enum Domain {
     Csrf = b'C',
     /// Integrity of a persisted snapshot.
     Snapshot = b'P',
+    /// Integrity of a frame of the flash record store.
+    Store = b'L',
 }
 
 /// One HMAC-SHA256 server key with its id.

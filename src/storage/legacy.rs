@@ -1,4 +1,6 @@
-//! Power-loss-safe snapshot storage on NOR flash (`embedded-storage`): two alternating slots.
+//! The legacy snapshot format: two alternating slots on NOR flash (`embedded-storage`), used before the
+//! [record store](super::RecordStore). Kept so that gateways keep working until they switch, and so that a
+//! firmware update can move the newest old snapshot into the record store ([`find_legacy_snapshot`]).
 //!
 //! The flash range given to [`SnapshotSlots`] is split into two equal slots. Each holds one record:
 //!
@@ -17,12 +19,17 @@
 //! record as the newest valid one, and a completed write is the new newest. Reading picks the valid record
 //! with the highest sequence number.
 //!
+//! Its weakness, and the reason for the record store: the hash covers the payload only, and a damaged
+//! newer copy is indistinguishable from a write cut by power loss, so [`SnapshotSlots::load`] then quietly
+//! returns the older copy. [`find_legacy_snapshot`] reports that case as [`Legacy::Suspect`] instead.
+//!
 //! Each save erases one slot: with flash rated for N erase cycles, the store lasts 2·N saves (see
 //! [`crate::snapshot`] for how many saves a device flow costs).
 
 use core::fmt;
 
 use embedded_storage::nor_flash::NorFlash;
+use embedded_storage_async::nor_flash::ReadNorFlash as AsyncReadNorFlash;
 use sha2::{Digest, Sha256};
 
 const MAGIC: [u8; 4] = *b"O2DF";
@@ -68,6 +75,17 @@ struct Header {
     hash: [u8; 32],
 }
 
+/// The header of a slot that starts with the magic (its length not yet checked against the slot).
+fn parse_header(h: &[u8; HEADER_LEN]) -> Option<Header> {
+    let word = |i: usize| h.get(i..i + 4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
+    if h[..4] != MAGIC {
+        return None;
+    }
+    let mut hash = [0u8; 32];
+    hash.copy_from_slice(&h[32..]);
+    Some(Header { seq: word(4), len: word(8) as usize, hash })
+}
+
 impl<F: NorFlash> SnapshotSlots<F> {
     /// Uses `len` bytes of `flash` from `base`; `len` must be two slots of whole erase blocks.
     pub fn new(flash: F, base: u32, len: u32) -> Result<Self, StorageError> {
@@ -104,17 +122,7 @@ impl<F: NorFlash> SnapshotSlots<F> {
     fn header(&mut self, slot: u32) -> Result<Option<Header>, StorageError> {
         let mut h = [0u8; HEADER_LEN];
         self.flash.read(self.slot_base(slot), &mut h).map_err(|_| StorageError::Flash)?;
-        let word = |i: usize| h.get(i..i + 4).and_then(|b| b.try_into().ok()).map_or(0, u32::from_le_bytes);
-        if h[..4] != MAGIC {
-            return Ok(None);
-        }
-        let len = word(8) as usize;
-        if len > self.max_payload() {
-            return Ok(None);
-        }
-        let mut hash = [0u8; 32];
-        hash.copy_from_slice(&h[32..]);
-        Ok(Some(Header { seq: word(4), len, hash }))
+        Ok(parse_header(&h).filter(|h| h.len <= self.max_payload()))
     }
 
     /// Hashes a slot's payload, reading it in chunks (and copying it into `out` if given).
@@ -189,92 +197,115 @@ impl<F: NorFlash> SnapshotSlots<F> {
     }
 }
 
-/// A NOR flash kept in a file, for hosts (feature `std`): erase sets bytes to `0xFF`, writes can only
-/// clear bits, as on real NOR flash.
-#[cfg(feature = "std")]
-#[derive(Debug)]
-pub struct FileFlash {
-    file: std::fs::File,
-    capacity: usize,
+/// The newest old-format snapshot of a range.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LegacySnapshot<'b> {
+    /// Its sequence number.
+    pub seq: u32,
+    /// The payload: a snapshot for [`crate::provider::Provider::restore`] (which checks its own tag).
+    pub payload: &'b [u8],
 }
 
-#[cfg(feature = "std")]
-mod file {
-    extern crate std;
-    use super::FileFlash;
-    use embedded_storage::nor_flash::{ErrorType, NorFlash, NorFlashError, NorFlashErrorKind, ReadNorFlash};
-    use std::io::{Read, Seek, SeekFrom, Write};
+/// What [`find_legacy_snapshot`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Legacy<'b> {
+    /// Neither slot starts with the old format's magic: nothing to migrate.
+    Absent,
+    /// The newest old snapshot, intact, and no slot with a higher sequence number that fails its check.
+    Intact(LegacySnapshot<'b>),
+    /// A slot carries the magic but fails its check (length or hash) and is not older than the intact
+    /// one, if any. The old format cannot tell a write cut by power loss from damage here: treat `older`
+    /// like [`super::Found::Corrupted`] records (keep only what must never go back).
+    Suspect {
+        /// The intact older snapshot, if one is left.
+        older: Option<LegacySnapshot<'b>>,
+    },
+}
 
-    /// An I/O error of the file behind a [`FileFlash`].
-    #[derive(Debug)]
-    pub struct FileFlashError(pub std::io::ErrorKind);
-
-    impl NorFlashError for FileFlashError {
-        fn kind(&self) -> NorFlashErrorKind {
-            NorFlashErrorKind::Other
+/// Looks for the old two-slot format in `len` bytes of `flash` from `base` (the range given to
+/// [`SnapshotSlots::new`]) and returns the newest snapshot in `buf`. Only reads, so it can run on the flash
+/// the record store will use. Keep the two ranges apart: the old snapshot then survives until the new
+/// store holds its checkpoint, and the record store never sees the old data (which its first load could
+/// erase, see [`super::RecordStore::new`]).
+pub async fn find_legacy_snapshot<'b, F: AsyncReadNorFlash>(
+    flash: &mut F,
+    base: u32,
+    len: u32,
+    buf: &'b mut [u8],
+) -> Result<Legacy<'b>, StorageError> {
+    let slot_len = len / 2;
+    let fits = base.checked_add(len).is_some_and(|end| end as usize <= flash.capacity());
+    if (slot_len as usize) <= HEADER_LEN || F::READ_SIZE == 0 || !CHUNK.is_multiple_of(F::READ_SIZE) || !fits {
+        return Err(StorageError::BadLayout);
+    }
+    let max_payload = slot_len as usize - HEADER_LEN;
+    let (mut any_magic, mut newest, mut suspect) = (false, None::<(u32, Header)>, None::<u32>);
+    for slot in 0..2 {
+        let start = base + slot * slot_len;
+        let mut h = [0u8; HEADER_LEN];
+        flash.read(start, &mut h).await.map_err(|_| StorageError::Flash)?;
+        let Some(header) = parse_header(&h) else { continue };
+        any_magic = true;
+        let intact = header.len <= max_payload && legacy_hash(flash, start, header.len, None).await? == header.hash;
+        if !intact {
+            suspect = Some(suspect.map_or(header.seq, |s: u32| s.max(header.seq)));
+        } else if newest.as_ref().is_none_or(|(_, n)| header.seq > n.seq) {
+            newest = Some((start, header));
         }
     }
-
-    impl FileFlash {
-        /// Opens (or creates, erased) a flash file of `capacity` bytes.
-        pub fn open(path: impl AsRef<std::path::Path>, capacity: usize) -> std::io::Result<Self> {
-            let mut file =
-                std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
-            let len = file.metadata()?.len() as usize;
-            if len < capacity {
-                file.seek(SeekFrom::Start(len as u64))?;
-                file.write_all(&std::vec![0xFF; capacity - len])?;
-                file.sync_all()?;
+    if !any_magic {
+        return Ok(Legacy::Absent);
+    }
+    let older = match newest {
+        Some((start, header)) => {
+            let out = buf.get_mut(..header.len).ok_or(StorageError::TooLarge)?;
+            // Read and hash again while copying, so what is returned is what was verified.
+            if legacy_hash(flash, start, header.len, Some(out)).await? != header.hash {
+                return Err(StorageError::Flash);
             }
-            Ok(Self { file, capacity })
+            let payload = buf.get(..header.len).ok_or(StorageError::TooLarge)?;
+            Some((LegacySnapshot { seq: header.seq, payload }, header.seq))
         }
-    }
-
-    fn io(e: std::io::Error) -> FileFlashError {
-        FileFlashError(e.kind())
-    }
-
-    impl ErrorType for FileFlash {
-        type Error = FileFlashError;
-    }
-
-    impl ReadNorFlash for FileFlash {
-        const READ_SIZE: usize = 1;
-        fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
-            self.file.seek(SeekFrom::Start(u64::from(offset))).map_err(io)?;
-            self.file.read_exact(bytes).map_err(io)
-        }
-        fn capacity(&self) -> usize {
-            self.capacity
-        }
-    }
-
-    impl NorFlash for FileFlash {
-        const WRITE_SIZE: usize = 1;
-        const ERASE_SIZE: usize = 4096;
-        fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
-            let len = to.saturating_sub(from) as usize;
-            self.file.seek(SeekFrom::Start(u64::from(from))).map_err(io)?;
-            self.file.write_all(&std::vec![0xFF; len]).map_err(io)?;
-            self.file.sync_data().map_err(io)
-        }
-        fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
-            let mut old = std::vec![0u8; bytes.len()];
-            self.read(offset, &mut old)?;
-            let new: std::vec::Vec<u8> = old.iter().zip(bytes).map(|(o, n)| o & n).collect();
-            self.file.seek(SeekFrom::Start(u64::from(offset))).map_err(io)?;
-            self.file.write_all(&new).map_err(io)?;
-            self.file.sync_data().map_err(io)
-        }
-    }
+        None => None,
+    };
+    Ok(match (older, suspect) {
+        (Some((snap, seq)), Some(bad)) if bad < seq => Legacy::Intact(snap),
+        (Some((snap, _)), None) => Legacy::Intact(snap),
+        (older, _) => Legacy::Suspect { older: older.map(|(s, _)| s) },
+    })
 }
 
-#[cfg(feature = "std")]
-pub use file::FileFlashError;
+/// SHA-256 of a slot's payload, read in chunks (and copied into `out` if given).
+async fn legacy_hash<F: AsyncReadNorFlash>(
+    flash: &mut F,
+    slot_start: u32,
+    len: usize,
+    mut out: Option<&mut [u8]>,
+) -> Result<[u8; 32], StorageError> {
+    let mut hasher = Sha256::new();
+    let mut chunk = [0u8; CHUNK];
+    let mut done = 0;
+    let start = slot_start + HEADER_LEN as u32;
+    while done < len {
+        let n = CHUNK.min(len - done);
+        // Reads are whole read units; the slot is padded to the write size, so this stays inside it.
+        let padded = n.div_ceil(F::READ_SIZE) * F::READ_SIZE;
+        let raw = chunk.get_mut(..padded).ok_or(StorageError::BadLayout)?;
+        flash.read(start + done as u32, raw).await.map_err(|_| StorageError::Flash)?;
+        let data = chunk.get(..n).ok_or(StorageError::Flash)?;
+        hasher.update(data);
+        if let Some(out) = out.as_deref_mut() {
+            out.get_mut(done..done + n).ok_or(StorageError::TooLarge)?.copy_from_slice(data);
+        }
+        done += n;
+    }
+    Ok(hasher.finalize().into())
+}
 
 #[cfg(all(test, feature = "std"))]
 mod tests {
     use super::*;
+    use crate::storage::FileFlash;
 
     #[test]
     fn file_flash_keeps_snapshots_across_reopen() {
