@@ -2,8 +2,9 @@
 //!
 //! Every code and token this crate issues carries the one-byte id of the key that signed it. Each use
 //! is domain-separated by a leading tag byte in the MAC input (`D` device code, `A` access token, `R`
-//! refresh token, `S` rate-limit source, `C` anti-CSRF, `P` snapshot), so a device code can never pass
-//! as a token or a CSRF token as a device code even though one key signs them all.
+//! refresh token, `S` rate-limit source, `C` anti-CSRF, `P` snapshot, `L` flash record store), so a
+//! device code can never pass as a token or a CSRF token as a device code even though one key signs
+//! them all.
 //! The keyed HMAC state is computed once at start-up and cloned per MAC, which saves two SHA-256
 //! compressions on every check.
 
@@ -157,7 +158,7 @@ mod tests {
     use super::*;
 
     /// Every domain. The match has no wildcard, so a new variant does not compile until it is listed.
-    fn all_domains() -> [Domain; 6] {
+    fn all_domains() -> [Domain; 7] {
         let all = [
             Domain::DeviceCode,
             Domain::AccessToken,
@@ -165,6 +166,7 @@ mod tests {
             Domain::Source,
             Domain::Csrf,
             Domain::Snapshot,
+            Domain::Store,
         ];
         for d in all {
             match d {
@@ -173,7 +175,8 @@ mod tests {
                 | Domain::RefreshToken
                 | Domain::Source
                 | Domain::Csrf
-                | Domain::Snapshot => {}
+                | Domain::Snapshot
+                | Domain::Store => {}
             }
         }
         all
@@ -198,6 +201,7 @@ mod tests {
             (Domain::Source, b'S', "8c48e1aad8df78ae150d117b462b9ae3de666ce20e9618109264f0bb2a638270"),
             (Domain::Csrf, b'C', "b799ac4659a15bb27862d09c26a4295f0f06a3a8d4a393c54e1995019ba5df3f"),
             (Domain::Snapshot, b'P', "554a85a52e5aefabbd65ff0819435a7de61e0d255b5ace2e66223c5e266fa8cb"),
+            (Domain::Store, b'L', "a7e6f9371d61499a40bc3e556c66ac1b0dcd94ed6047775ae876195c50a1f634"),
         ];
         assert_eq!(expected.map(|(d, ..)| d), all_domains());
         let k = ServerKey::new(1, &[7; 32]);

@@ -132,8 +132,9 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> Checkpoint<'_, '_, F, 
         }
         let kind = Kind::Checkpoint { first: self.first, last };
         let body = self.at - HEADER_LEN;
-        let len = frame::seal(self.keys.current(), &mut store.buf, kind, seq, since_base, body)
-            .ok_or(StoreError::TooLarge)?;
+        let len =
+            frame::seal(self.keys.current().ok_or(StoreError::NoKey)?, &mut store.buf, kind, seq, since_base, body)
+                .ok_or(StoreError::TooLarge)?;
         let used = store.append(len).await?;
         self.written = self.written.saturating_add(used);
         if !self.recovering {

@@ -27,6 +27,8 @@ pub enum StoreError {
     Unstable,
     /// The flash driver failed, or sequential-storage found page states it could not repair.
     Flash,
+    /// The key ring has no signing key (a provider before `init`).
+    NoKey,
 }
 
 impl fmt::Display for StoreError {
@@ -41,6 +43,7 @@ impl fmt::Display for StoreError {
             Self::SequenceExhausted => "sequence numbers exhausted",
             Self::Unstable => "flash read back differently between two passes",
             Self::Flash => "flash operation failed",
+            Self::NoKey => "no signing key",
         })
     }
 }

@@ -162,7 +162,7 @@ mod tests {
         let mut buf = [0u8; 64];
         buf[HEADER_LEN..HEADER_LEN + 8].copy_from_slice(&[0xFF; 8]);
         let kind = Kind::Checkpoint { first: true, last: true };
-        let len = seal(keys.current(), &mut buf, kind, 41, 1234, 8).unwrap();
+        let len = seal(keys.current().unwrap(), &mut buf, kind, 41, 1234, 8).unwrap();
         assert_eq!(len, OVERHEAD + 8);
         // Whitened: the run of 0xFF is gone from what is stored.
         assert_ne!(&buf[HEADER_LEN..HEADER_LEN + 8], &[0xFF; 8]);

@@ -239,7 +239,8 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
     /// Appends a frame with no body (a commit mark or a damage mark).
     pub(crate) async fn append_mark(&mut self, keys: &KeyRing, kind: Kind) -> Result<(), StoreError> {
         let seq = self.seq()?;
-        let len = frame::seal(keys.current(), &mut self.buf, kind, seq, self.live, 0).ok_or(StoreError::TooLarge)?;
+        let len = frame::seal(keys.current().ok_or(StoreError::NoKey)?, &mut self.buf, kind, seq, self.live, 0)
+            .ok_or(StoreError::TooLarge)?;
         let used = self.append(len).await?;
         self.live = self.live.saturating_add(used);
         Ok(())
@@ -290,8 +291,9 @@ impl<F: NorFlash, const FRAME: usize, const PAGES: usize> RecordStore<F, FRAME, 
             return Err(StoreError::SequenceExhausted);
         }
         let body = at - HEADER_LEN;
-        let len = frame::seal(keys.current(), &mut self.buf, Kind::Commit, seq, self.live, body)
-            .ok_or(StoreError::TooLarge)?;
+        let len =
+            frame::seal(keys.current().ok_or(StoreError::NoKey)?, &mut self.buf, Kind::Commit, seq, self.live, body)
+                .ok_or(StoreError::TooLarge)?;
         let used = self.append(len).await?;
         self.live = self.live.saturating_add(used);
         self.bound = bound;
