@@ -487,8 +487,8 @@ hold_socket() {
     for i in $(seq 50); do
         if { exec 3<>"/dev/tcp/$CONNECT_HOST/$CONNECT_PORT"; } 2>/dev/null; then
             st=0
-            read -r -t 0.5 -u 3 _ || st=$?
-            if [ "$st" -gt 128 ]; then # no answer within 0.5 s, no close: the gateway holds it
+            read -r -t 1.5 -u 3 _ || st=$?
+            if [ "$st" -gt 128 ]; then # no answer within 1.5 s, no close: the gateway holds it
                 echo held >"$1"
                 if [ "${2:-}" = dribble ]; then
                     printf 'GET / HTTP/1.1\r\nHost: gw\r\nX-Slow: ' >&3 || exit 0

@@ -112,7 +112,7 @@ pub mod net {
     /// The MAC address (locally administered; use the board's unique id or an OUI of your own).
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x76, 0x70, 0x01];
     /// Where the two snapshot slots live: the last two 256 KiB sectors of the 2 MiB flash (single-bank
-    /// layout: sectors 10 and 11), as offsets from the start of flash. `memory.x` gives the program
+    /// layout: sectors 10 and 11), as offsets from the start of flash. `memory-stm32.x` gives the program
     /// only the first 1.5 MiB, so the two never overlap.
     pub const SNAPSHOT_OFFSET: u32 = 0x0018_0000;
     /// Two slots of one sector each.
