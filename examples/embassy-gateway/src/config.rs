@@ -112,9 +112,32 @@ pub mod net {
     /// The MAC address (locally administered; use the board's unique id or an OUI of your own).
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x76, 0x70, 0x01];
     /// Where the two snapshot slots live: the last two 256 KiB sectors of the 2 MiB flash (single-bank
-    /// layout: sectors 10 and 11), as offsets from the start of flash. `memory.x` gives the program
+    /// layout: sectors 10 and 11), as offsets from the start of flash. `memory-stm32.x` gives the program
     /// only the first 1.5 MiB, so the two never overlap.
     pub const SNAPSHOT_OFFSET: u32 = 0x0018_0000;
     /// Two slots of one sector each.
     pub const SNAPSHOT_LEN: u32 = 0x0008_0000;
+}
+
+/// Network settings of the QEMU mps2-an386 build: QEMU's user-mode network (`-nic user,restrict=on`)
+/// gives the guest its usual addresses, and forwards a port of the host's loopback to [`PORT`].
+#[cfg(feature = "mps2")]
+pub mod net {
+    /// The guest's address on QEMU's user-mode network.
+    pub const ADDRESS: [u8; 4] = [10, 0, 2, 15];
+    /// Its prefix length.
+    pub const PREFIX: u8 = 24;
+    /// QEMU's side of that network.
+    pub const GATEWAY: Option<[u8; 4]> = Some([10, 0, 2, 2]);
+    /// The listening port inside the guest (QEMU forwards `127.0.0.1:8080` of the host to it).
+    pub const PORT: u16 = 80;
+    /// The issuer as clients see it, through the forwarded port (`--issuer`; `runner.sh` passes the
+    /// port it forwards).
+    pub const ISSUER: &str = "http://127.0.0.1:8080";
+    /// The MAC address (locally administered).
+    pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x76, 0x70, 0x02];
+    /// The host file holding the board's flash (`--state`), relative to QEMU's working directory.
+    pub const STATE_FILE: &str = "embassy-gateway-mps2.bin";
+    /// The flash: two snapshot slots of one 4 KiB erase block each.
+    pub const FLASH_LEN: u32 = 2 * 4096;
 }

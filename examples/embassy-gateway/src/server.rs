@@ -1,4 +1,4 @@
-//! What both boards share: the provider and its lock, the application (users, `/api/me`), the pool of
+//! What every board shares: the provider and its lock, the application (users, `/api/me`), the pool of
 //! socket tasks with their static buffers and read timeouts, and the snapshot persistence.
 //!
 //! Concurrency model: one executor, [`config::SOCKETS`] `http_task`s, each owning one `TcpSocket` and
@@ -162,7 +162,11 @@ mod oauth {
                 Some((version, Ok(len))) => match slots.store(&buf[..len]) {
                     Ok(()) => {
                         saved = version;
-                        debug!("snapshot saved ({} bytes)", len);
+                        // "up to date": nothing changed while the flash was written, so every request
+                        // answered before this line is in the flash (scripts wait for it before a kill).
+                        let current = shared.state.lock(|g| g.borrow().provider.durable_version());
+                        let tail = if current == saved { "up to date" } else { "more pending" };
+                        info!("snapshot saved ({} bytes, {})", len, tail);
                     }
                     Err(_) => warn!("snapshot store failed"),
                 },
@@ -176,6 +180,9 @@ mod oauth {
     pub struct DemoApp {
         /// The connection's peer (for the log).
         pub peer: Option<SocketAddr>,
+        /// When the handling of this request started (board cycles; feature `probe`).
+        #[cfg(feature = "probe")]
+        pub started: u64,
     }
 
     /// Compares secrets without an early exit.
@@ -218,6 +225,13 @@ mod oauth {
         }
 
         fn route(&mut self, req: &Request<'_>, res: &mut Response<'_>) {
+            #[cfg(feature = "probe")]
+            if req.path() == "/debug/stack" && req.method() == "GET" {
+                let crate::mps2::probe::StackUse { used, size } = crate::mps2::probe::stack();
+                res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
+                let _ = write!(res, "{{\"stack_used\":{used},\"stack_size\":{size}}}");
+                return;
+            }
             if req.path() == "/" && req.method() == "GET" {
                 res.header("Content-Type", "text/plain; charset=utf-8");
                 res.body(
@@ -230,12 +244,17 @@ mod oauth {
         }
 
         fn on_response(&mut self, e: &LogEntry<'_>) {
+            // The handler's cost up to here: parsing, the provider, the response (not this log).
+            #[cfg(feature = "probe")]
+            let cost = crate::mps2::probe::elapsed_ns(self.started);
             let method = if e.method.is_empty() { "-" } else { e.method };
             let path = if e.path.is_empty() { "-" } else { e.path };
             match self.peer {
                 Some(peer) => info!("{} {} {} {}", method, path, e.status, peer),
                 None => info!("{} {} {} -", method, path, e.status),
             }
+            #[cfg(feature = "probe")]
+            info!("cost {} {} {} {} ns", method, path, e.status, cost);
         }
     }
 
@@ -255,7 +274,11 @@ mod oauth {
                 let now = g.now();
                 let Gateway { provider, rng, .. } = &mut *g;
                 let before = provider.durable_version();
-                let mut app = DemoApp { peer };
+                let mut app = DemoApp {
+                    peer,
+                    #[cfg(feature = "probe")]
+                    started: crate::mps2::probe::now(),
+                };
                 let mut cx = http::Context { provider, app: &mut app, rng, now, peer };
                 let served = http::answer(&settings.http, &mut cx, request, response);
                 (served, provider.durable_version() != before)
