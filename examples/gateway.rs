@@ -7,9 +7,11 @@
 //! GATEWAY_ADDR=127.0.0.1:0 cargo run --example gateway   # any free port (printed)
 //! ```
 //!
-//! It registers a public client `tv-demo` ("Demo TV"), a confidential client `printer-demo` with secret
-//! `printer-secret` ("Demo printer"), the scopes `profile email sensors:read`, and one user, `alice` with
-//! password `wonderland` (user id 1), who signs in on the verification page with HTTP Basic. `GET /api/me`
+//! It registers a public client `tv-demo` ("Demo TV"), a confidential client `printer-demo` ("Demo
+//! printer") whose secret is the demo value `printer-secret` while it listens on loopback and 128
+//! random bits, printed at start, on any other address (or `--printer-secret`), the scopes `profile
+//! email sensors:read`, and one user, `alice` with password `wonderland` (user id 1), who signs in on
+//! the verification page with HTTP Basic. `GET /api/me`
 //! is a protected route that needs the `profile` scope. On start it prints `listening on http://ADDR`
 //! (first line) and the curl commands of a whole flow; then one line per request:
 //! `METHOD PATH STATUS PEER` (written in batches by a background thread, at most 0.1 s late).
@@ -17,7 +19,9 @@
 //! Options (all optional): `--addr HOST:PORT` (or `GATEWAY_ADDR`), `--issuer URL` (default: from the
 //! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
 //! `--refresh-token-lifetime SECS`, `--read-timeout SECS` (default 10: a request must arrive whole within
-//! it, and an idle connection closes after it), `--max-connections N` (default 32). The server key is drawn
+//! it, and an idle connection closes after it), `--max-connections N` (default 32), `--tables host|board` (2048 grants and
+//! families by default; `board` runs the Embassy gateway's 16-slot tables, to try their policies on
+//! a host). The server key is drawn
 //! from the OS at start, so tokens die with the process, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
 
 use std::io::{self, Read as _, Write as _};
@@ -35,7 +39,19 @@ use oauth2_devices::storage::{FileFlash, SnapshotSlots};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
-type GatewayProvider = Provider<FixedClients<4>, FixedGrants<32>, 32, 32>;
+/// The provider at the gateway's table sizes: `G` pending grants, `F` token families (connected
+/// devices), `S` sources per attempt budget.
+type GatewayProvider<const G: usize, const F: usize, const S: usize> = Provider<FixedClients<4>, FixedGrants<G>, F, S>;
+
+/// The host's tables (`--tables host`, the default): a Linux host affords thousands of grants. With
+/// the default 600 s code lifetime that is 2048 ÷ 600 ≈ 3.4 new device codes per second sustained at
+/// the worst (every device polling to expiry), more when flows finish early; one address may hold
+/// up to half the table (1 024 live codes). About 160 KiB of tables (32 B per grant and per family,
+/// 16 B per source and budget).
+const HOST_TABLES: (usize, usize, usize) = (2048, 2048, 512);
+/// A microcontroller's tables (`--tables board`), the Embassy gateway's: 16 grants, 16 families,
+/// 16 sources: 16 ÷ 600 s ≈ one new code every 38 s sustained at the worst, 8 live codes per address.
+const BOARD_TABLES: (usize, usize, usize) = (16, 16, 16);
 
 static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
 
@@ -44,7 +60,12 @@ const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice
 
 const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
                [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
-               [--max-connections N] [--state-dir DIR | --no-state]
+               [--max-connections N] [--state-dir DIR | --no-state] [--tables host|board]
+               [--printer-secret SECRET]
+tables: host (default: 2048 pending grants, 2048 connected devices, 512 sources per attempt budget)
+        or board (16, 16, 16: the Embassy gateway's sizes)
+printer-secret: the demo confidential client's secret (default: `printer-secret` when listening on
+        loopback, else 128 random bits printed at start)
 state: grants, tokens and revocations survive restarts in DIR (default ./gateway-state: the server key
        in DIR/server.key, snapshots in DIR/snapshots.bin); --no-state keeps everything in memory
 env: GATEWAY_ADDR (like --addr), GATEWAY_KEY_HEX (32-byte server key in hex; overrides DIR/server.key)";
@@ -60,6 +81,17 @@ struct Options {
     read_timeout: Duration,
     max_connections: usize,
     state_dir: Option<PathBuf>,
+    tables: Tables,
+    printer_secret: Option<String>,
+}
+
+/// Which table sizes to serve with (`--tables`).
+#[derive(Debug, Clone, Copy)]
+enum Tables {
+    /// [`HOST_TABLES`].
+    Host,
+    /// [`BOARD_TABLES`]: what a microcontroller would run, to try its policies on a host.
+    Board,
 }
 
 fn parse_options() -> Result<Options, String> {
@@ -73,6 +105,8 @@ fn parse_options() -> Result<Options, String> {
         read_timeout: Duration::from_secs(10),
         max_connections: 32,
         state_dir: Some(PathBuf::from("gateway-state")),
+        tables: Tables::Host,
+        printer_secret: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -101,6 +135,14 @@ fn parse_options() -> Result<Options, String> {
             "--read-timeout" => o.read_timeout = Duration::from_secs(num::<u64>(&flag, value()?)?.max(1)),
             "--max-connections" => o.max_connections = num::<usize>(&flag, value()?)?.max(1),
             "--state-dir" => o.state_dir = Some(PathBuf::from(value()?)),
+            "--tables" => {
+                o.tables = match value()?.as_str() {
+                    "host" => Tables::Host,
+                    "board" => Tables::Board,
+                    v => return Err(format!("--tables: host or board, not {v}")),
+                }
+            }
+            "--printer-secret" => o.printer_secret = Some(value()?),
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
@@ -153,42 +195,89 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-struct Shared {
-    provider: GatewayProvider,
+/// What every connection shares under one lock: the provider and the RNG. Held only while a request
+/// is answered (microseconds); the snapshot is written after the lock is released ([`State`]).
+struct Shared<const G: usize, const F: usize, const S: usize> {
+    provider: GatewayProvider<G, F, S>,
     rng: ChaCha20Rng,
-    /// Where snapshots go, and the provider's durable version they last captured.
-    store: Option<(SnapshotSlots<FileFlash>, u32)>,
+    /// The durable version last serialised for [`State`].
+    captured: u32,
 }
 
-/// Bytes of flash file: two 16 KiB snapshot slots (a full snapshot of this provider is under 3 KiB).
-const FLASH_LEN: usize = 32 * 1024;
+/// Where snapshots go, under its own lock: the slots and the provider's durable version they last
+/// captured. A request whose answer changed durable state serialises the provider under the
+/// provider's lock, then writes here outside it, before its response is sent, so the response never
+/// promises what a crash would forget; a write older than the one already stored is skipped (the
+/// newer snapshot contains its change).
+struct State {
+    slots: SnapshotSlots<FileFlash>,
+    saved: u32,
+}
 
-impl Shared {
-    /// Saves a snapshot when the provider's durable state changed since the last one.
-    fn persist(&mut self) {
-        let Some((slots, saved)) = &mut self.store else { return };
-        let version = self.provider.durable_version();
-        if version == *saved {
+/// A snapshot slot for these tables, rounded up to whole 4 KiB pages.
+const fn slot_len(grants: usize, families: usize) -> usize {
+    max_snapshot_len(grants, families).div_ceil(4096) * 4096
+}
+
+/// The flash file of earlier versions of this example: two 16 KiB slots (32-grant tables). Read
+/// once to migrate it, then rewritten at this build's size.
+const OLD_FLASH_LEN: usize = 32 * 1024;
+
+impl State {
+    /// Serialises the provider if its durable state changed since it was last captured; runs under
+    /// the provider's lock. Returns the version and its bytes.
+    fn capture<const G: usize, const F: usize, const S: usize>(shared: &mut Shared<G, F, S>) -> Option<(u32, Vec<u8>)> {
+        let version = shared.provider.durable_version();
+        if version == shared.captured {
+            return None;
+        }
+        shared.captured = version;
+        let mut buf = vec![0u8; max_snapshot_len(G, F)];
+        match shared.provider.save(&mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                Some((version, buf))
+            }
+            Err(e) => {
+                eprintln!("cannot save the state: {e}");
+                None
+            }
+        }
+    }
+
+    /// Writes a captured snapshot unless a newer one is already stored (outside the provider's lock).
+    fn write(&mut self, version: u32, bytes: &[u8]) {
+        // Versions only grow; a wrapped counter compares by distance.
+        if version.wrapping_sub(self.saved) as i32 <= 0 && self.saved != u32::MAX {
             return;
         }
-        let mut buf = [0u8; max_snapshot_len(32, 32)];
-        let result = self
-            .provider
-            .save(&mut buf)
-            .map_err(|e| e.to_string())
-            .and_then(|n| slots.store(buf.get(..n).unwrap_or_default()).map_err(|e| e.to_string()));
-        match result {
-            Ok(()) => *saved = version,
+        match self.slots.store(bytes) {
+            Ok(()) => self.saved = version,
             Err(e) => eprintln!("cannot save the state: {e}"),
         }
     }
 }
 
-/// Opens the state directory's flash file and restores the newest snapshot into `provider`.
-fn open_state(dir: &Path, provider: &mut GatewayProvider) -> Result<SnapshotSlots<FileFlash>, String> {
-    let flash = FileFlash::open(dir.join("snapshots.bin"), FLASH_LEN).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let mut slots = SnapshotSlots::new(flash, 0, FLASH_LEN as u32).map_err(|e| e.to_string())?;
-    let mut buf = [0u8; max_snapshot_len(32, 32)];
+/// Opens the state directory's flash file and restores the newest snapshot into `provider`; a file of
+/// an earlier, smaller layout is read with its own geometry and rewritten at this one's.
+fn open_state<const G: usize, const F: usize, const S: usize>(
+    dir: &Path,
+    provider: &mut GatewayProvider<G, F, S>,
+) -> Result<State, String> {
+    let path = dir.join("snapshots.bin");
+    let slot = slot_len(G, F);
+    let existing = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
+    let mut migrate = false;
+    let geometry = if existing == OLD_FLASH_LEN && slot * 2 != OLD_FLASH_LEN {
+        migrate = true;
+        OLD_FLASH_LEN
+    } else {
+        2 * slot
+    };
+    let io = |e: std::io::Error| format!("{}: {e}", path.display());
+    let flash = FileFlash::open(&path, geometry).map_err(io)?;
+    let mut slots = SnapshotSlots::new(flash, 0, geometry as u32).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; max_snapshot_len(G, F).max(OLD_FLASH_LEN / 2)];
     match slots.load(&mut buf) {
         Ok(None) => println!("state: none yet in {}", dir.display()),
         Ok(Some(snapshot)) => match provider.restore(unix_now(), snapshot) {
@@ -200,17 +289,58 @@ fn open_state(dir: &Path, provider: &mut GatewayProvider) -> Result<SnapshotSlot
         },
         Err(e) => println!("state: cannot read {} ({e}); starting empty", dir.display()),
     }
-    Ok(slots)
+    if !migrate {
+        return Ok(State { slots, saved: provider.durable_version() });
+    }
+    // Keep the old file until the new one holds the state, so a crash in between loses nothing.
+    drop(slots);
+    let old = dir.join("snapshots.bin.old");
+    std::fs::rename(&path, &old).map_err(io)?;
+    let flash = FileFlash::open(&path, 2 * slot).map_err(io)?;
+    let slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
+    // `u32::MAX` as "nothing saved yet": the next write always goes through.
+    let mut state = State { slots, saved: u32::MAX };
+    let mut bytes = vec![0u8; max_snapshot_len(G, F)];
+    let n = provider.save(&mut bytes).map_err(|e| e.to_string())?;
+    state.write(provider.durable_version(), bytes.get(..n).unwrap_or_default());
+    if state.saved == u32::MAX {
+        return Err(format!("{}: cannot write the migrated state", path.display()));
+    }
+    let _ = std::fs::remove_file(&old);
+    println!("state: migrated {} to this build's table sizes", path.display());
+    Ok(state)
 }
 
-fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
+/// The demo confidential client's secret: the well-known demo value while the gateway listens on
+/// loopback only (nobody else can reach it), else 128 random bits, printed at start, unless
+/// `--printer-secret` names one.
+fn printer_secret(opts: &Options, local: &SocketAddr) -> Result<String, String> {
+    if let Some(s) = &opts.printer_secret {
+        return Ok(s.clone());
+    }
+    if local.ip().is_loopback() {
+        return Ok(DEMO_PRINTER_SECRET.to_owned());
+    }
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("OS random generator: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// The demo secret of `printer-demo` on loopback.
+const DEMO_PRINTER_SECRET: &str = "printer-secret";
+
+fn build<const G: usize, const F: usize, const S: usize>(
+    opts: &Options,
+    issuer: &'static str,
+    printer_secret: &str,
+) -> Result<(Shared<G, F, S>, Option<State>), String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("OS random generator: {e}"))?;
     let mut rng = ChaCha20Rng::from_seed(seed);
     let scopes = ScopeRegistry::new(SCOPES).map_err(|e| e.to_string())?;
     let mut clients = FixedClients::<4>::new();
     clients.add(Client::public("tv-demo", "Demo TV").map_err(|e| e.to_string())?).map_err(|e| e.to_string())?;
-    let secret = SecretHash::new("printer-secret", &mut rng);
+    let secret = SecretHash::new(printer_secret, &mut rng);
     let printer = Client::confidential("printer-demo", "Demo printer", secret).map_err(|e| e.to_string())?;
     clients.add(printer).map_err(|e| e.to_string())?;
 
@@ -233,11 +363,12 @@ fn build(opts: &Options, issuer: &'static str) -> Result<Shared, String> {
     let key = ServerKey::new(1, &server_key(opts.state_dir.as_deref())?);
     let mut provider =
         Provider::build(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
-    let store = match &opts.state_dir {
-        Some(dir) => Some((open_state(dir, &mut provider)?, provider.durable_version())),
+    let state = match &opts.state_dir {
+        Some(dir) => Some(open_state(dir, &mut provider)?),
         None => None,
     };
-    Ok(Shared { provider, rng, store })
+    let captured = provider.durable_version();
+    Ok((Shared { provider, rng, captured }, state))
 }
 
 /// The application around the server: one per connection.
@@ -416,7 +547,14 @@ fn linger(stream: &TcpStream) {
     let _ = io::copy(&mut stream.take(64 * 1024), &mut io::sink());
 }
 
-fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>, cfg: &HttpConfig, timeout: Duration) {
+fn serve_connection<const G: usize, const F: usize, const S: usize>(
+    stream: TcpStream,
+    peer: SocketAddr,
+    shared: &Mutex<Shared<G, F, S>>,
+    state: Option<&Mutex<State>>,
+    cfg: &HttpConfig,
+    timeout: Duration,
+) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(timeout));
     let mut io =
@@ -430,7 +568,13 @@ fn serve_connection(stream: TcpStream, peer: SocketAddr, shared: &Mutex<Shared>,
         let Shared { provider, rng, .. } = &mut *guard;
         let mut cx = Context { provider, app: &mut app, rng, now, peer: Some(peer) };
         let served = http::answer(cfg, &mut cx, request, response);
-        guard.persist();
+        if let Some(state) = state {
+            let captured = State::capture(&mut guard);
+            drop(guard);
+            if let Some((version, bytes)) = captured {
+                state.lock().unwrap_or_else(PoisonError::into_inner).write(version, &bytes);
+            }
+        }
         served
     });
     match result {
@@ -457,10 +601,10 @@ impl Drop for Slot {
     }
 }
 
-fn print_help(base: &str) {
+fn print_help(base: &str, secret: &str, grants: usize, families: usize) {
     println!(
-        "\noauth2-devices demo gateway
-  clients: tv-demo (public, \"Demo TV\"), printer-demo / printer-secret (confidential, \"Demo printer\")
+        "\noauth2-devices demo gateway ({grants} pending grants, {families} connected devices)
+  clients: tv-demo (public, \"Demo TV\"), printer-demo / {secret} (confidential, \"Demo printer\")
   user:    alice / wonderland (id 1)     scopes: profile email sensors:read
 
 Try the device flow:
@@ -476,7 +620,7 @@ Try the device flow:
      curl -s -H 'Authorization: Bearer ACCESS_TOKEN' {base}/api/me
   5. refresh, introspect, revoke:
      curl -s -d client_id=tv-demo -d grant_type=refresh_token -d refresh_token=REFRESH_TOKEN {base}/oauth/token
-     curl -s -u printer-demo:printer-secret -d token=ACCESS_TOKEN {base}/oauth/introspect
+     curl -s -u printer-demo:{secret} -d token=ACCESS_TOKEN {base}/oauth/introspect
      curl -s -d client_id=tv-demo -d token=REFRESH_TOKEN {base}/oauth/revoke
   metadata: curl -s {base}/.well-known/oauth-authorization-server
 "
@@ -512,8 +656,30 @@ fn main() -> ExitCode {
     let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("http://{local}")));
     // First line, always: scripts and tests wait for it to learn the address.
     println!("listening on http://{local}");
-    let shared = match build(&opts, issuer) {
-        Ok(s) => Arc::new(Mutex::new(s)),
+    let secret = match printer_secret(&opts, &local) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match opts.tables {
+        Tables::Host => run::<{ HOST_TABLES.0 }, { HOST_TABLES.1 }, { HOST_TABLES.2 }>(&opts, listener, issuer, &secret),
+        Tables::Board => {
+            run::<{ BOARD_TABLES.0 }, { BOARD_TABLES.1 }, { BOARD_TABLES.2 }>(&opts, listener, issuer, &secret)
+        }
+    }
+}
+
+/// Serves with tables of `G` grants, `F` families and `S` sources per budget.
+fn run<const G: usize, const F: usize, const S: usize>(
+    opts: &Options,
+    listener: TcpListener,
+    issuer: &'static str,
+    secret: &str,
+) -> ExitCode {
+    let (shared, state) = match build::<G, F, S>(opts, issuer, secret) {
+        Ok((s, state)) => (Arc::new(Mutex::new(s)), state.map(|s| Arc::new(Mutex::new(s)))),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
@@ -526,7 +692,7 @@ fn main() -> ExitCode {
         ..HttpConfig::new(issuer)
     };
 
-    print_help(issuer);
+    print_help(issuer, secret, G, F);
     spawn_log_writer();
 
     let live = Arc::new(AtomicUsize::new(0));
@@ -551,10 +717,11 @@ fn main() -> ExitCode {
         }
         let slot = Slot(live.clone());
         let shared = shared.clone();
+        let state = state.clone();
         let timeout = opts.read_timeout;
         let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
             let _slot = slot;
-            serve_connection(stream, peer, &shared, &cfg, timeout);
+            serve_connection(stream, peer, &shared, state.as_deref(), &cfg, timeout);
         });
         if let Err(e) = spawned {
             eprintln!("cannot start a connection thread: {e}");
