@@ -664,7 +664,9 @@ fn main() -> ExitCode {
         }
     };
     match opts.tables {
-        Tables::Host => run::<{ HOST_TABLES.0 }, { HOST_TABLES.1 }, { HOST_TABLES.2 }>(&opts, listener, issuer, &secret),
+        Tables::Host => {
+            run::<{ HOST_TABLES.0 }, { HOST_TABLES.1 }, { HOST_TABLES.2 }>(&opts, listener, issuer, &secret)
+        }
         Tables::Board => {
             run::<{ BOARD_TABLES.0 }, { BOARD_TABLES.1 }, { BOARD_TABLES.2 }>(&opts, listener, issuer, &secret)
         }

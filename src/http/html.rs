@@ -25,7 +25,7 @@ button.secondary{background:#e3e6ee;color:#1c2230}\
 .ok{background:#e2f5e7;color:#145a2b}.err{background:#fdeaea;color:#8c1d1d}\
 .code{font-family:ui-monospace,monospace;font-size:1.25rem;letter-spacing:.1em}\
 .muted{color:#5a6274;font-size:.9rem}\
-ul{padding-left:1.25rem}\
+ul{padding-left:1.25rem}#devices{padding:0}\
 .device{list-style:none;margin:.75rem 0;padding:.75rem;border:1px solid #dfe3ec;border-radius:10px}\
 .device form{margin:0}nav{margin-top:1rem}a{color:#2454d6}";
 

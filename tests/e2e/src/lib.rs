@@ -2,7 +2,7 @@
 //! verification page the way a signed-in user does.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -126,8 +126,34 @@ impl Response {
 
 /// One request on a fresh connection (`Connection: close`), read to the end.
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
-    let mut s = TcpStream::connect(addr).expect("connect");
+    send(TcpStream::connect(addr).expect("connect"), addr, method, path, headers, body)
+}
+
+/// [`http`] from a chosen loopback source address (e.g. `127.0.0.2`), so that the gateway sees
+/// distinct peers.
+pub fn http_from(
+    source: IpAddr,
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Response {
+    send(connect_from(source, addr), addr, method, path, headers, body)
+}
+
+/// A TCP connection to `addr` from `source` (port chosen by the system), with a 10 s connect timeout.
+pub fn connect_from(source: IpAddr, addr: &str) -> TcpStream {
+    let to: SocketAddr = addr.parse().expect("a socket address");
+    let socket = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&SocketAddr::new(source, 0).into()).unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    socket.connect_timeout(&to.into(), Duration::from_secs(10)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    socket.into()
+}
+
+fn send(mut s: TcpStream, addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));

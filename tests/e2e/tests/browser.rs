@@ -352,3 +352,47 @@ fn the_page_refuses_a_wrong_code_and_an_unsigned_visitor() {
     });
     browser.screenshot("wrong-code");
 }
+
+/// Two devices approved, then the connected-devices page in Chromium: both listed, one revoked with
+/// its button (its tokens fail at once, the other's keep working), and a form whose CSRF field was
+/// tampered with refused.
+#[test]
+#[ignore = "needs chromium and chromium-driver; run by .ci/e2e.sh"]
+fn a_user_lists_and_revokes_devices_in_chromium() {
+    let gw = Gateway::start(&["--interval", "1"]);
+    let mut tokens = Vec::new();
+    for _ in 0..2 {
+        let mut d = device_starts(&gw);
+        assert_eq!(oauth2_devices_e2e::decide(&gw.addr, &d.user_code, "approve").status, 200);
+        let (status, token) = device_polls(&gw, &mut d);
+        assert_eq!(status, 200, "{token}");
+        tokens.push(token["access_token"].as_str().unwrap().to_string());
+    }
+    let me =
+        |token: &str| http(&gw.addr, "GET", "/api/me", &[("Authorization", &format!("Bearer {token}"))], "").status;
+    let browser = Driver::start();
+    browser.sign_in(&demo_basic());
+    browser.goto(&format!("{}/devices", gw.base));
+    let list = browser.wait_text("#devices", |t| t.matches("Demo TV").count() == 2);
+    assert!(list.contains("profile"), "the scopes are listed: {list}");
+    browser.screenshot("devices");
+
+    browser.click("button[id^=\"revoke-\"]");
+    browser.wait_text("#message", |t| t.to_lowercase().contains("revoked"));
+    browser.wait_text("#devices", |t| t.matches("Demo TV").count() == 1);
+    browser.screenshot("devices-revoked");
+    let statuses: Vec<u16> = tokens.iter().map(|t| me(t)).collect();
+    assert!(statuses.contains(&401) && statuses.contains(&200), "one revoked, one working: {statuses:?}");
+
+    // A forged form (the CSRF field replaced) is refused and revokes nothing.
+    browser.call(
+        "POST",
+        "/execute/sync",
+        json!({"script": "document.querySelector('input[name=csrf]').value = 'forged'; return true;", "args": []}),
+    );
+    browser.click("button[id^=\"revoke-\"]");
+    browser.wait_text("#message", |t| t.to_lowercase().contains("expired"));
+    browser.screenshot("devices-csrf");
+    let after: Vec<u16> = tokens.iter().map(|t| me(t)).collect();
+    assert_eq!(after, statuses, "the forged form revoked a device");
+}

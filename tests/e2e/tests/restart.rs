@@ -71,3 +71,70 @@ fn state_survives_a_restart() {
     drop(gw);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A state directory written by the earlier layout of the example (32-slot tables, two 16 KiB
+/// snapshot slots): the gateway reads it with that geometry, rewrites it at its own size, and the
+/// paired device keeps working, then and after a further restart.
+#[test]
+fn a_state_file_of_the_32_slot_layout_is_migrated() {
+    use oauth2_devices::prelude::*;
+    use oauth2_devices::storage::{FileFlash, SnapshotSlots};
+    use rand_core::SeedableRng;
+
+    let dir = std::env::temp_dir().join(format!("o2d-migrate-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = [0x42u8; 32];
+    let hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(dir.join("server.key"), hex).unwrap();
+
+    // The old gateway's provider: same clients in the same order, same key, 32-slot tables.
+    let mut rng = rand_chacha::ChaCha20Rng::seed_from_u64(7);
+    let scopes = ScopeRegistry::new(&["profile", "email", "sensors:read"]).unwrap();
+    let mut clients = FixedClients::<4>::new();
+    clients.add(Client::public("tv-demo", "Demo TV").unwrap()).unwrap();
+    let secret = SecretHash::new("printer-secret", &mut rng);
+    clients.add(Client::confidential("printer-demo", "Demo printer", secret).unwrap()).unwrap();
+    let config = Config::new("http://127.0.0.1/activate");
+    let mut old: Provider<_, FixedGrants<32>, 32, 32> =
+        Provider::build(config, ServerKey::new(1, &key), scopes, clients, FixedGrants::new(), &mut rng).unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let tv = ClientCredentials::new("tv-demo", None);
+    let auth = old
+        .device_authorization(now, &DeviceAuthorizationRequest { client: tv, scope: Some("profile") }, &mut rng)
+        .unwrap();
+    let typed: String = auth.user_code.display().chars().filter(|c| *c != '-').collect();
+    let profile = old.scopes().parse("profile").unwrap();
+    old.approve(now, &typed, b"user:1", 1, profile).unwrap();
+    let poll = TokenRequest { client: tv, grant: Grant::DeviceCode { device_code: &auth.device_code } };
+    let tokens = old.token(now, &poll).unwrap();
+    let mut buf = vec![0u8; 32 * 1024];
+    let n = old.save(&mut buf).unwrap();
+    let flash = FileFlash::open(dir.join("snapshots.bin"), 32 * 1024).unwrap();
+    SnapshotSlots::new(flash, 0, 32 * 1024).unwrap().store(&buf[..n]).unwrap();
+
+    let dir_arg = dir.to_str().unwrap().to_string();
+    let args = ["--state-dir", dir_arg.as_str()];
+    let gw = Gateway::start(&args);
+    let access = tokens.access_token.as_str();
+    assert_eq!(me(&gw, access), 200, "a token issued before the migration works after it");
+    let refresh = format!(
+        "client_id=tv-demo&grant_type=refresh_token&refresh_token={}",
+        tokens.refresh_token.as_ref().expect("refresh token").as_str()
+    );
+    let refreshed = http(&gw.addr, "POST", "/oauth/token", &[], &refresh);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    let new_access = refreshed.json()["access_token"].as_str().unwrap().to_string();
+    let log = gw.log().join("\n");
+    assert!(log.contains("state: migrated"), "no migration line in: {log}");
+    drop(gw);
+    let len = std::fs::metadata(dir.join("snapshots.bin")).unwrap().len();
+    assert!(len > 32 * 1024, "the file was not rewritten at the new size ({len} bytes)");
+    assert!(!dir.join("snapshots.bin.old").exists(), "the old file outlived a successful migration");
+
+    let gw = Gateway::start(&args);
+    assert_eq!(me(&gw, &new_access), 200, "the refresh made after the migration survives a restart");
+    assert!(!gw.log().join("\n").contains("state: migrated"), "migrated twice");
+    drop(gw);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
