@@ -148,18 +148,33 @@ pub use error::{BufferTooSmall, ErrorCode, OAuthError};
 /// The `heapless` crate, whose fixed-capacity strings carry codes and tokens in this API.
 pub use heapless;
 
-/// The names most applications need.
 pub mod prelude {
+    //! Everything a whole device flow names: building the provider, the requests, the answers, the
+    //! errors, and saving the state. `use oauth2_devices::prelude::*;` and the README's example
+    //! compiles with nothing else.
     pub use crate::client::{Client, ClientRegistry, FixedClients, SecretHash};
     pub use crate::code::UserCode;
-    pub use crate::error::{ErrorCode, OAuthError};
+    pub use crate::error::{BufferTooSmall, ErrorCode, OAuthError};
     pub use crate::form::Form;
     pub use crate::grant::{FixedGrants, GrantState, GrantStore};
-    pub use crate::key::ServerKey;
-    pub use crate::provider::{ApproveError, BearerError, Config, Provider, UserId};
+    pub use crate::key::{KeyRing, ServerKey};
+    pub use crate::provider::{
+        ApproveError, BearerError, Config, DeviceAuthorization, DeviceInfo, GrantInfo, Introspection, Provider,
+        TokenInfo, TokenResponse, UserId,
+    };
     pub use crate::request::{ClientCredentials, DeviceAuthorizationRequest, Grant, TokenQuery, TokenRequest};
     pub use crate::scope::{ScopeRegistry, ScopeSet};
+    pub use crate::snapshot::{max_snapshot_len, Restored, SnapshotError};
+    pub use crate::token::{AccessClaims, AccessToken, RefreshToken};
 }
+
+// The types of a flow at the crate root too, so that paths stay short without a glob import.
+pub use client::{Client, FixedClients, SecretHash};
+pub use grant::FixedGrants;
+pub use key::ServerKey;
+pub use provider::{Config, Provider};
+pub use request::{ClientCredentials, DeviceAuthorizationRequest, Grant, TokenRequest};
+pub use scope::{ScopeRegistry, ScopeSet};
 
 /// The README's examples, compiled and run as doc tests.
 #[cfg(doctest)]
