@@ -378,3 +378,25 @@ fn application_routes() {
     let r = s.request(&get("/nowhere", &[]));
     assert_eq!((r.status, r.text()), (404, "nope"));
 }
+
+#[test]
+fn pages_carry_the_configured_notice_and_hsts_only_when_asked() {
+    let mut s = Server::new();
+    let alice = basic("alice", "wonderland");
+    let plain = s.request(&get("/activate", &[("Authorization", &alice)]));
+    assert_eq!(plain.status, 200);
+    assert!(plain.header("strict-transport-security").is_none(), "HSTS by default");
+    assert!(!plain.text().contains("id=\"notice\""));
+
+    s.cfg.notice = Some("This connection is <not> encrypted");
+    s.cfg.hsts_max_age = Some(31_536_000);
+    for path in ["/activate", "/devices"] {
+        let r = s.request(&get(path, &[("Authorization", &alice)]));
+        assert_eq!(r.status, 200, "{path}");
+        assert_eq!(r.header("strict-transport-security"), Some("max-age=31536000"), "{path}");
+        assert!(r.text().contains("<footer id=\"notice\" class=\"notice\" role=\"note\">This connection is &lt;not&gt; encrypted</footer>"), "{path}: {}", r.text());
+    }
+    // The JSON endpoints are not pages: no footer there.
+    let r = s.request(&get("/.well-known/oauth-authorization-server", &[]));
+    assert!(!r.text().contains("notice"));
+}

@@ -39,11 +39,11 @@ pub(crate) fn devices<C, G, const F: usize, const S: usize, A, R>(
         "POST" => true,
         _ => return status::method_not_allowed(res, "GET, POST"),
     };
-    html::page_headers(res);
+    html::page_headers(cfg, res);
     if post && !req.is_form() {
         res.set_status(status::UNSUPPORTED_MEDIA_TYPE);
         let msg = Message::err("Invalid request", "The form must be sent as application/x-www-form-urlencoded.");
-        return html::render(TITLE, res, None, Some(msg), |_| Ok(()));
+        return html::render(cfg, TITLE, res, None, Some(msg), |_| Ok(()));
     }
     let Some(user) = html::sign_in(cfg, cx, req, body, res, "Sign in to see the devices connected to your account.")
     else {
@@ -106,7 +106,7 @@ fn list<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize>(
     let csrf = html::csrf_field(provider, &html::session(user));
     let action = Escaped(cfg.devices_path);
     let clock = provider.clock();
-    html::render(TITLE, res, Some(user), msg, |w| {
+    html::render(cfg, TITLE, res, Some(user), msg, |w| {
         let mut shown = 0;
         let mut more = None;
         for d in provider.families(now, user.id).filter(|d| d.slot >= from) {

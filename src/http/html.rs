@@ -27,7 +27,8 @@ button.secondary{background:#e3e6ee;color:#1c2230}\
 .muted{color:#5a6274;font-size:.9rem}\
 ul{padding-left:1.25rem}#devices{padding:0}\
 .device{list-style:none;margin:.75rem 0;padding:.75rem;border:1px solid #dfe3ec;border-radius:10px}\
-.device form{margin:0}nav{margin-top:1rem}a{color:#2454d6}";
+.device form{margin:0}nav{margin-top:1rem}a{color:#2454d6}\
+.notice{max-width:26rem;margin:1rem auto;padding:.5rem 1rem;color:#8a1c1c;font-size:.9rem;text-align:center}";
 
 /// HTML-escapes text for element content and quoted attribute values.
 pub(crate) struct Escaped<'a>(pub &'a str);
@@ -73,7 +74,12 @@ impl Message {
 }
 
 /// The headers every page carries: HTML, never cached, never framed, no referrer, a strict CSP.
-pub(crate) fn page_headers(res: &mut Response<'_>) {
+pub(crate) fn page_headers(cfg: &HttpConfig, res: &mut Response<'_>) {
+    if let Some(age) = cfg.hsts_max_age {
+        let mut value = heapless::String::<32>::new();
+        let _ = write!(value, "max-age={age}");
+        res.header("Strict-Transport-Security", &value);
+    }
     res.header("Content-Type", "text/html; charset=utf-8")
         .header("Cache-Control", "no-store")
         .header("X-Frame-Options", "DENY")
@@ -112,7 +118,7 @@ where
     if let Err(limited) = cx.provider.admit_sign_in(cx.now, source) {
         res.set_status(status::SIGN_IN_THROTTLED).header_fmt("Retry-After", format_args!("{}", limited.retry_after));
         let msg = Message::err("Too many sign-in attempts", "Wait a little, then try again.");
-        render(cfg.page_title, res, None, Some(msg), |_| Ok(()));
+        render(cfg, cfg.page_title, res, None, Some(msg), |_| Ok(()));
         return None;
     }
     if let Some(user) = cx.app.user(&Request { body, ..*req }) {
@@ -123,7 +129,7 @@ where
     }
     res.set_status(status::SIGN_IN_REQUIRED)
         .header_fmt("WWW-Authenticate", format_args!("Basic realm=\"{}\"", cfg.realm));
-    render(cfg.page_title, res, None, Some(Message::err("Sign in required", why)), |_| Ok(()));
+    render(cfg, cfg.page_title, res, None, Some(Message::err("Sign in required", why)), |_| Ok(()));
     None
 }
 
@@ -155,6 +161,7 @@ pub(crate) fn csrf_ok<C: ClientRegistry, G: GrantStore, const F: usize, const S:
 
 /// Writes a whole page; `body` writes what comes below the message.
 pub(crate) fn render(
+    cfg: &HttpConfig,
     title: &str,
     res: &mut Response<'_>,
     user: Option<&User>,
@@ -162,10 +169,11 @@ pub(crate) fn render(
     body: impl FnOnce(&mut Response<'_>) -> fmt::Result,
 ) {
     // A write error marks the response as failed; the server then sends a 500.
-    let _ = write_page(title, res, user, msg, body);
+    let _ = write_page(cfg.notice, title, res, user, msg, body);
 }
 
 fn write_page(
+    notice: Option<&str>,
     title: &str,
     w: &mut Response<'_>,
     user: Option<&User>,
@@ -190,7 +198,11 @@ fn write_page(
         }
     }
     body(w)?;
-    w.write_str("</main></body></html>")
+    w.write_str("</main>")?;
+    if let Some(notice) = notice {
+        write!(w, "<footer id=\"notice\" class=\"notice\" role=\"note\">{}</footer>", Escaped(notice))?;
+    }
+    w.write_str("</body></html>")
 }
 
 /// The names of `set`, one `<li>` each.

@@ -176,6 +176,13 @@ pub struct HttpConfig {
     pub max_body: usize,
     /// The heading and title of the verification page.
     pub page_title: &'static str,
+    /// A line at the foot of every page, for what the user must know about this server, such as
+    /// "This connection is not encrypted" on a gateway serving plain HTTP off loopback.
+    pub notice: Option<&'static str>,
+    /// `Strict-Transport-Security: max-age=…` (RFC 6797) on the pages, for a server reached over HTTPS
+    /// under a certificate of its own name. Leave it `None` on `localhost` and with development
+    /// certificates: a browser applies it to every port of the host name.
+    pub hsts_max_age: Option<u32>,
 }
 
 impl HttpConfig {
@@ -194,6 +201,8 @@ impl HttpConfig {
             max_head: 2048,
             max_body: 1024,
             page_title: "Connect a device",
+            notice: None,
+            hsts_max_age: None,
         }
     }
 

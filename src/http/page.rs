@@ -67,7 +67,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
         "POST" => true,
         _ => return status::method_not_allowed(res, "GET, POST"),
     };
-    html::page_headers(res);
+    html::page_headers(cfg, res);
     if post && !req.is_form() {
         res.set_status(status::UNSUPPORTED_MEDIA_TYPE);
         let msg = Message::err("Invalid request", "The form must be sent as application/x-www-form-urlencoded.");
@@ -188,7 +188,7 @@ fn render_confirm<C: ClientRegistry, G: GrantStore, const F: usize, const S: usi
     let Body::Confirm { info, client, csrf } = body else { return render(cfg, res, Some(user), None, body) };
     let action = Escaped(cfg.activate_path);
     let scopes = provider.scopes();
-    html::render(cfg.page_title, res, Some(user), None, |w| {
+    html::render(cfg, cfg.page_title, res, Some(user), None, |w| {
         let code = info.user_code.display();
         write!(
             w,
@@ -211,7 +211,7 @@ fn render_confirm<C: ClientRegistry, G: GrantStore, const F: usize, const S: usi
 
 fn render(cfg: &HttpConfig, res: &mut Response<'_>, user: Option<&User>, msg: Option<Message>, body: Body<'_>) {
     let action = Escaped(cfg.activate_path);
-    html::render(cfg.page_title, res, user, msg, |w| {
+    html::render(cfg, cfg.page_title, res, user, msg, |w| {
         match body {
         Body::Nothing | Body::Confirm { .. } => Ok(()),
         Body::Entry => write!(
