@@ -7,14 +7,19 @@
 //! cargo run --example device             # in another; then open the printed URL and approve
 //! ```
 //!
-//! Options: `--base URL` (default `http://127.0.0.1:8080`), `--client ID` (default `tv-demo`),
+//! Options: `--base URL` (default `http://127.0.0.1:8080`; `https://` needs `--cacert PEM`, the
+//! certificate to trust, such as the gateway's development certificate), `--client ID` (default `tv-demo`),
 //! `--secret SECRET` (for a confidential client, sent with HTTP Basic), `--scope "a b"` (default
 //! `profile`), `--max-wait SECS` (give up after this long; default: the code's lifetime).
 //! Exit status: 0 with a token, 2 when the user denied, 3 when the code expired, 1 on any other error.
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
@@ -22,6 +27,10 @@ use serde_json::Value;
 
 struct Args {
     host: String,
+    /// `https://`: the TLS client set-up.
+    tls: Option<Arc<rustls::ClientConfig>>,
+    https: bool,
+    cacert: Option<String>,
     client: String,
     secret: Option<String>,
     scope: String,
@@ -31,6 +40,9 @@ struct Args {
 fn args() -> Result<Args, String> {
     let mut a = Args {
         host: "127.0.0.1:8080".into(),
+        tls: None,
+        https: false,
+        cacert: None,
         client: "tv-demo".into(),
         secret: None,
         scope: "profile".into(),
@@ -42,21 +54,65 @@ fn args() -> Result<Args, String> {
         match flag.as_str() {
             "--base" => {
                 let base = value()?;
-                let host = base.strip_prefix("http://").ok_or("only http:// base URLs are supported")?;
+                let (https, host) = match (base.strip_prefix("https://"), base.strip_prefix("http://")) {
+                    (Some(h), _) => (true, h),
+                    (None, Some(h)) => (false, h),
+                    _ => return Err("the base URL must start with http:// or https://".into()),
+                };
+                a.https = https;
                 a.host = host.trim_end_matches('/').to_string();
             }
+            "--cacert" => a.cacert = Some(value()?),
             "--client" => a.client = value()?,
             "--secret" => a.secret = Some(value()?),
             "--scope" => a.scope = value()?,
             "--max-wait" => a.max_wait = Some(value()?.parse().map_err(|_| "--max-wait takes seconds")?),
             "-h" | "--help" => {
-                println!("usage: device [--base URL] [--client ID] [--secret S] [--scope SCOPES] [--max-wait SECS]");
+                println!(
+                    "usage: device [--base URL] [--cacert PEM] [--client ID] [--secret S] [--scope SCOPES] [--max-wait SECS]"
+                );
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}")),
         }
     }
+    if a.https {
+        let path = a.cacert.as_deref().ok_or("an https:// base needs --cacert PEM (the certificate to trust)")?;
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{path}: {e}"))? {
+            roots.add(cert.map_err(|e| format!("{path}: {e}"))?).map_err(|e| format!("{path}: {e}"))?;
+        }
+        let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        a.tls = Some(Arc::new(config));
+    }
     Ok(a)
+}
+
+/// The server to talk to: `host:port`, and TLS when the base was `https://`.
+struct Target<'a> {
+    host: &'a str,
+    tls: Option<&'a Arc<rustls::ClientConfig>>,
+}
+
+/// A stream that is plain TCP or TLS over it.
+trait Stream: Read + Write {}
+impl<T: Read + Write> Stream for T {}
+
+fn connect(target: &Target<'_>) -> Result<Box<dyn Stream>, String> {
+    let tcp = TcpStream::connect(target.host).map_err(|e| format!("connect {}: {e}", target.host))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    tcp.set_write_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let Some(config) = target.tls else { return Ok(Box::new(tcp)) };
+    // The name to verify: the host without its port (and without the brackets of an IPv6 literal).
+    let name = target.host.rsplit_once(':').map_or(target.host, |(h, _)| h);
+    let name = name.trim_start_matches('[').trim_end_matches(']');
+    let name = ServerName::try_from(name.to_string()).map_err(|e| format!("{name}: {e}"))?;
+    let conn = rustls::ClientConnection::new(config.clone(), name).map_err(|e| e.to_string())?;
+    Ok(Box::new(rustls::StreamOwned::new(conn, tcp)))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -76,9 +132,15 @@ struct Response {
 }
 
 /// One HTTP/1.1 request on a fresh connection; the response is parsed with `httparse`.
-fn request(host: &str, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> Result<Response, String> {
-    let mut stream = TcpStream::connect(host).map_err(|e| format!("connect {host}: {e}"))?;
-    stream.set_read_timeout(Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+fn request(
+    target: &Target<'_>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Result<Response, String> {
+    let host = target.host;
+    let mut stream = connect(target)?;
     let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     for (name, value) in headers {
         req.push_str(&format!("{name}: {value}\r\n"));
@@ -91,7 +153,12 @@ fn request(host: &str, method: &str, path: &str, headers: &[(&str, String)], bod
     req.push_str(body);
     stream.write_all(req.as_bytes()).map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| format!("read: {e}"))?;
+    match stream.read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS peer that closes without close_notify, after a whole response, is still a response.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !raw.is_empty() => {}
+        Err(e) => return Err(format!("read: {e}")),
+    }
     let mut hdrs = [httparse::EMPTY_HEADER; 32];
     let mut resp = httparse::Response::new(&mut hdrs);
     let head = match resp.parse(&raw).map_err(|e| format!("bad response: {e}"))? {
@@ -121,8 +188,9 @@ fn run() -> Result<i32, String> {
         None => (vec![], format!("client_id={}&", encode(&a.client))),
     };
 
+    let target = Target { host: &a.host, tls: a.tls.as_ref() };
     let body = format!("{client_param}scope={}", encode(&a.scope));
-    let r = request(&a.host, "POST", "/oauth/device", &auth_headers, &body)?;
+    let r = request(&target, "POST", "/oauth/device", &auth_headers, &body)?;
     let auth = json(&r)?;
     if r.status != 200 {
         return Err(format!("device authorization failed: {} {auth}", r.status));
@@ -151,7 +219,7 @@ fn run() -> Result<i32, String> {
             return Err("gave up waiting".into());
         }
         std::thread::sleep(Duration::from_secs(interval));
-        let r = request(&a.host, "POST", "/oauth/token", &auth_headers, &poll_body)?;
+        let r = request(&target, "POST", "/oauth/token", &auth_headers, &poll_body)?;
         let v = json(&r)?;
         if r.status == 200 {
             break v;
@@ -181,7 +249,7 @@ fn run() -> Result<i32, String> {
         token["scope"].as_str().unwrap_or(""),
         if token.get("refresh_token").is_some() { "yes" } else { "no" }
     );
-    let r = request(&a.host, "GET", "/api/me", &[("Authorization", format!("Bearer {access}"))], "")?;
+    let r = request(&target, "GET", "/api/me", &[("Authorization", format!("Bearer {access}"))], "")?;
     println!("GET /api/me -> {} {}", r.status, String::from_utf8_lossy(&r.body));
     Ok(if r.status == 200 { 0 } else { 1 })
 }

@@ -1,31 +1,38 @@
-//! A demo device authorization server on the host: the crate's HTTP binding over std TCP, one thread
-//! per connection, one provider behind a mutex.
+//! A demo device authorization server on the host: the crate's HTTP binding over std TCP (or TLS
+//! over it), one thread per connection, one provider behind a mutex.
 //!
 //! ```text
-//! cargo run --example gateway                       # http://127.0.0.1:8080
-//! cargo run --example gateway -- --addr 0.0.0.0:9000
-//! GATEWAY_ADDR=127.0.0.1:0 cargo run --example gateway   # any free port (printed)
+//! cargo run --example gateway                                    # http://127.0.0.1:8080
+//! cargo run --example gateway -- --addr 0.0.0.0:8443 --tls       # HTTPS, development certificate
+//! cargo run --example gateway -- --addr 0.0.0.0:443 --tls-cert cert.pem --tls-key key.pem
+//! GATEWAY_ADDR=127.0.0.1:0 cargo run --example gateway           # any free port (printed)
 //! ```
 //!
 //! It registers a public client `tv-demo` ("Demo TV"), a confidential client `printer-demo` ("Demo
 //! printer") whose secret is the demo value `printer-secret` while it listens on loopback and 128
 //! random bits, printed at start, on any other address (or `--printer-secret`), the scopes `profile
 //! email sensors:read`, and one user, `alice` with password `wonderland` (user id 1), who signs in on
-//! the verification page with HTTP Basic. `GET /api/me`
-//! is a protected route that needs the `profile` scope. On start it prints `listening on http://ADDR`
-//! (first line) and the curl commands of a whole flow; then one line per request:
-//! `METHOD PATH STATUS PEER` (written in batches by a background thread, at most 0.1 s late).
+//! the verification page with HTTP Basic. `GET /api/me` is a protected route that needs the
+//! `profile` scope. On start it prints `listening on http://ADDR` (or `https://`; always the first
+//! line) and the curl commands of a whole flow; then one line per request: `METHOD PATH STATUS PEER`
+//! (written in batches by a background thread, at most 0.1 s late).
+//!
+//! Plain HTTP is a development mode for loopback: a non-loopback address without TLS refuses to
+//! start, unless `--insecure-http` (then a warning at start and in every page's footer). With TLS the
+//! issuer and every endpoint of the metadata are `https://`; HSTS is sent only with the operator's
+//! certificate on a non-loopback address (it would bind every port of the name).
 //!
 //! Options (all optional): `--addr HOST:PORT` (or `GATEWAY_ADDR`), `--issuer URL` (default: from the
 //! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
-//! `--refresh-token-lifetime SECS`, `--read-timeout SECS` (default 10: a request must arrive whole within
-//! it, and an idle connection closes after it), `--max-connections N` (default 32), `--tables host|board` (2048 grants and
-//! families by default; `board` runs the Embassy gateway's 16-slot tables, to try their policies on
-//! a host). The server key is drawn
-//! from the OS at start, so tokens die with the process, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
+//! `--refresh-token-lifetime SECS`, `--read-timeout SECS` (default 10: a request must arrive whole
+//! within it, and an idle connection closes after it), `--max-connections N` (default 32), `--tables
+//! host|board` (2048 grants and families by default; `board` runs the Embassy gateway's 16-slot
+//! tables, to try their policies on a host), `--tls`, `--tls-cert PEM --tls-key PEM`,
+//! `--insecure-http`, `--handshake-timeout SECS` (default 10). The server key is drawn from the OS on
+//! first start and kept in the state directory, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
 
 use std::io::{self, Read as _, Write as _};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -38,6 +45,9 @@ use oauth2_devices::snapshot::max_snapshot_len;
 use oauth2_devices::storage::{FileFlash, SnapshotSlots};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
+
+#[path = "gateway/tls.rs"]
+mod tls;
 
 /// The provider at the gateway's table sizes: `G` pending grants, `F` token families (connected
 /// devices), `S` sources per attempt budget.
@@ -61,7 +71,12 @@ const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice
 const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
                [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
                [--max-connections N] [--state-dir DIR | --no-state] [--tables host|board]
-               [--printer-secret SECRET]
+               [--printer-secret SECRET] [--tls | --tls-cert PEM --tls-key PEM] [--insecure-http]
+               [--handshake-timeout SECS]
+https: --tls-cert/--tls-key serve HTTPS with your certificate (PEM); --tls with a development
+        certificate made on first start and kept in DIR (its fingerprint is printed). Plain HTTP is
+        for loopback only: any other address needs TLS, or --insecure-http to serve it anyway
+        (tokens, secrets and passwords then cross the network in cleartext)
 tables: host (default: 2048 pending grants, 2048 connected devices, 512 sources per attempt budget)
         or board (16, 16, 16: the Embassy gateway's sizes)
 printer-secret: the demo confidential client's secret (default: `printer-secret` when listening on
@@ -83,6 +98,13 @@ struct Options {
     state_dir: Option<PathBuf>,
     tables: Tables,
     printer_secret: Option<String>,
+    /// `--tls`: HTTPS with a development certificate.
+    tls_dev: bool,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    /// `--insecure-http`: plain HTTP off loopback, knowingly.
+    insecure_http: bool,
+    handshake_timeout: Duration,
 }
 
 /// Which table sizes to serve with (`--tables`).
@@ -107,6 +129,11 @@ fn parse_options() -> Result<Options, String> {
         state_dir: Some(PathBuf::from("gateway-state")),
         tables: Tables::Host,
         printer_secret: None,
+        tls_dev: false,
+        tls_cert: None,
+        tls_key: None,
+        insecure_http: false,
+        handshake_timeout: Duration::from_secs(10),
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -115,6 +142,14 @@ fn parse_options() -> Result<Options, String> {
         }
         if arg == "--no-state" {
             o.state_dir = None;
+            continue;
+        }
+        if arg == "--tls" {
+            o.tls_dev = true;
+            continue;
+        }
+        if arg == "--insecure-http" {
+            o.insecure_http = true;
             continue;
         }
         let (flag, inline) = match arg.split_once('=') {
@@ -143,6 +178,9 @@ fn parse_options() -> Result<Options, String> {
                 }
             }
             "--printer-secret" => o.printer_secret = Some(value()?),
+            "--tls-cert" => o.tls_cert = Some(PathBuf::from(value()?)),
+            "--tls-key" => o.tls_key = Some(PathBuf::from(value()?)),
+            "--handshake-timeout" => o.handshake_timeout = Duration::from_secs(num::<u64>(&flag, value()?)?.max(1)),
             _ => return Err(format!("unknown argument: {arg}")),
         }
     }
@@ -486,6 +524,9 @@ fn spawn_log_writer() {
 /// connection whose requests arrive whole, that is about once per connection, not once per read.
 struct DeadlineStream<'s> {
     stream: &'s TcpStream,
+    /// The TLS connection over `stream`, if HTTPS: reads and writes go through it, timeouts are set
+    /// on the socket they share.
+    tls: Option<&'s mut tls::TlsConn>,
     timeout: Duration,
     deadline: Instant,
     /// The read timeout set on the socket, if any.
@@ -511,7 +552,11 @@ impl embedded_io::Read for DeadlineStream<'_> {
                 self.stream.set_read_timeout(Some(left))?;
                 self.armed = Some(left);
             }
-            match (&mut &*self.stream).read(buf) {
+            let read = match self.tls.as_deref_mut() {
+                Some(t) => t.read(buf),
+                None => (&mut &*self.stream).read(buf),
+            };
+            match read {
                 // The armed timeout may be shorter than what is left (armed for an earlier request):
                 // the loop tries again until the deadline itself has passed.
                 Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
@@ -527,11 +572,17 @@ impl embedded_io::Read for DeadlineStream<'_> {
 
 impl embedded_io::Write for DeadlineStream<'_> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        (&mut &*self.stream).write(buf)
+        match self.tls.as_deref_mut() {
+            Some(t) => t.write(buf),
+            None => (&mut &*self.stream).write(buf),
+        }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        (&mut &*self.stream).flush()?;
+        match self.tls.as_deref_mut() {
+            Some(t) => t.flush()?,
+            None => (&mut &*self.stream).flush()?,
+        }
         // A response went out: the next request gets a fresh budget.
         self.deadline = Instant::now() + self.timeout;
         self.partial = false;
@@ -541,8 +592,13 @@ impl embedded_io::Write for DeadlineStream<'_> {
 
 /// Closes politely: FIN first, then a short drain, so the peer reads our last response rather than a
 /// reset caused by unread input.
-fn linger(stream: &TcpStream) {
-    let _ = stream.shutdown(Shutdown::Write);
+fn linger(stream: &TcpStream, tls: Option<&mut tls::TlsConn>) {
+    match tls {
+        Some(t) => t.close(),
+        None => {
+            let _ = stream.shutdown(Shutdown::Write);
+        }
+    }
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let _ = io::copy(&mut stream.take(64 * 1024), &mut io::sink());
 }
@@ -550,6 +606,7 @@ fn linger(stream: &TcpStream) {
 fn serve_connection<const G: usize, const F: usize, const S: usize>(
     stream: TcpStream,
     peer: SocketAddr,
+    mut secure: Option<&mut tls::TlsConn>,
     shared: &Mutex<Shared<G, F, S>>,
     state: Option<&Mutex<State>>,
     cfg: &HttpConfig,
@@ -557,8 +614,14 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
 ) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(timeout));
-    let mut io =
-        DeadlineStream { stream: &stream, timeout, deadline: Instant::now() + timeout, armed: None, partial: false };
+    let mut io = DeadlineStream {
+        stream: &stream,
+        tls: secure.as_deref_mut(),
+        timeout,
+        deadline: Instant::now() + timeout,
+        armed: None,
+        partial: false,
+    };
     let mut input = vec![0u8; cfg.input_buffer_len()];
     let mut output = vec![0u8; 8 * 1024];
     let mut app = Gateway { peer };
@@ -589,7 +652,7 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
             if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {}
         Err(e) => eprintln!("{peer}: {e}"),
     }
-    linger(&stream);
+    linger(&stream, secure);
 }
 
 /// Counts live connections; decrements when dropped.
@@ -601,8 +664,8 @@ impl Drop for Slot {
     }
 }
 
-fn print_help(base: &str, secret: &str, grants: usize, families: usize) {
-    println!(
+fn print_help(base: &str, secret: &str, grants: usize, families: usize, cacert: Option<&Path>) {
+    let help = format!(
         "\noauth2-devices demo gateway ({grants} pending grants, {families} connected devices)
   clients: tv-demo (public, \"Demo TV\"), printer-demo / {secret} (confidential, \"Demo printer\")
   user:    alice / wonderland (id 1)     scopes: profile email sensors:read
@@ -625,6 +688,11 @@ Try the device flow:
   metadata: curl -s {base}/.well-known/oauth-authorization-server
 "
     );
+    // Over HTTPS, curl needs the certificate to trust.
+    match cacert {
+        Some(path) => println!("{}", help.replace("curl -s ", &format!("curl -s --cacert {} ", path.display()))),
+        None => println!("{help}"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -639,6 +707,26 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Plain HTTP off loopback is refused before anything listens there.
+    let plain = opts.tls_cert.is_none() && opts.tls_key.is_none() && !opts.tls_dev;
+    if plain && !opts.insecure_http {
+        let off_loopback = match opts.addr.to_socket_addrs() {
+            Ok(addrs) => addrs.into_iter().any(|a| !a.ip().is_loopback()),
+            Err(e) => {
+                eprintln!("cannot resolve {}: {e}", opts.addr);
+                return ExitCode::from(2);
+            }
+        };
+        if off_loopback {
+            eprintln!(
+                "refusing to serve plain HTTP on {}: tokens, client secrets and passwords would cross the \
+                 network in cleartext. Serve HTTPS (--tls-cert PEM --tls-key PEM, or --tls for a development \
+                 certificate), bind a loopback address, or pass --insecure-http to do it anyway.",
+                opts.addr
+            );
+            return ExitCode::from(2);
+        }
+    }
     let listener = match TcpListener::bind(&opts.addr) {
         Ok(l) => l,
         Err(e) => {
@@ -653,9 +741,47 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("http://{local}")));
+    let tls = match (&opts.tls_cert, &opts.tls_key) {
+        (Some(cert), Some(key)) => tls::from_files(cert, key).map(Some),
+        (None, None) if opts.tls_dev => {
+            if let Some(dir) = &opts.state_dir {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            tls::development(opts.state_dir.as_deref(), local.ip()).map(Some)
+        }
+        (None, None) => Ok(None),
+        _ => Err("--tls-cert and --tls-key go together".to_string()),
+    };
+    let tls = match tls {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local}")));
     // First line, always: scripts and tests wait for it to learn the address.
-    println!("listening on http://{local}");
+    println!("listening on {scheme}://{local}");
+    match &tls {
+        Some(t) => {
+            let kind = if t.origin == tls::Origin::Development { "development certificate" } else { "certificate" };
+            println!("tls: {kind} sha256 {}", t.fingerprint);
+            if let Some(path) = &t.cert_path {
+                println!("tls: certificate file {}", path.display());
+            }
+            if let Some(spki) = &t.spki_sha256 {
+                println!("tls: public key sha256 (base64) {spki}");
+            }
+        }
+        None if local.ip().is_loopback() => {
+            println!("development mode: plain HTTP on loopback only (serve a network with --tls-cert/--tls-key)")
+        }
+        None => println!(
+            "WARNING: plain HTTP on {local} (--insecure-http): tokens, client secrets and passwords cross the \
+             network in cleartext"
+        ),
+    }
     let secret = match printer_secret(&opts, &local) {
         Ok(s) => s,
         Err(e) => {
@@ -665,10 +791,10 @@ fn main() -> ExitCode {
     };
     match opts.tables {
         Tables::Host => {
-            run::<{ HOST_TABLES.0 }, { HOST_TABLES.1 }, { HOST_TABLES.2 }>(&opts, listener, issuer, &secret)
+            run::<{ HOST_TABLES.0 }, { HOST_TABLES.1 }, { HOST_TABLES.2 }>(&opts, listener, issuer, &secret, tls)
         }
         Tables::Board => {
-            run::<{ BOARD_TABLES.0 }, { BOARD_TABLES.1 }, { BOARD_TABLES.2 }>(&opts, listener, issuer, &secret)
+            run::<{ BOARD_TABLES.0 }, { BOARD_TABLES.1 }, { BOARD_TABLES.2 }>(&opts, listener, issuer, &secret, tls)
         }
     }
 }
@@ -679,7 +805,10 @@ fn run<const G: usize, const F: usize, const S: usize>(
     listener: TcpListener,
     issuer: &'static str,
     secret: &str,
+    tls: Option<tls::Tls>,
 ) -> ExitCode {
+    let local = listener.local_addr().ok();
+    let off_loopback = local.is_some_and(|a| !a.ip().is_loopback());
     let (shared, state) = match build::<G, F, S>(opts, issuer, secret) {
         Ok((s, state)) => (Arc::new(Mutex::new(s)), state.map(|s| Arc::new(Mutex::new(s)))),
         Err(e) => {
@@ -691,10 +820,19 @@ fn run<const G: usize, const F: usize, const S: usize>(
         realm: "oauth2-devices gateway",
         max_head: 8 * 1024,
         max_body: 2 * 1024,
+        // HSTS binds every port of the name: only for the operator's certificate, off loopback.
+        hsts_max_age: tls
+            .as_ref()
+            .filter(|t| t.origin == tls::Origin::Operator && off_loopback)
+            .map(|_| 365 * 24 * 3600),
+        notice: (tls.is_none() && off_loopback)
+            .then_some("This gateway serves plain HTTP: what you type here crosses the network unencrypted."),
         ..HttpConfig::new(issuer)
     };
+    let cacert = tls.as_ref().and_then(|t| t.cert_path.clone());
+    let tls = tls.map(|t| t.config);
 
-    print_help(issuer, secret, G, F);
+    print_help(issuer, secret, G, F, cacert.as_deref());
     spawn_log_writer();
 
     let live = Arc::new(AtomicUsize::new(0));
@@ -720,10 +858,23 @@ fn run<const G: usize, const F: usize, const S: usize>(
         let slot = Slot(live.clone());
         let shared = shared.clone();
         let state = state.clone();
+        let tls = tls.clone();
         let timeout = opts.read_timeout;
+        let handshake = opts.handshake_timeout;
         let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
             let _slot = slot;
-            serve_connection(stream, peer, &shared, state.as_deref(), &cfg, timeout);
+            let mut secure = None;
+            if let Some(config) = &tls {
+                match tls::TlsConn::accept(config, &stream, handshake) {
+                    Ok(conn) => secure = Some(conn),
+                    Err(e) => {
+                        log_line(format_args!("- - tls-handshake-failed {peer} ({e})"));
+                        let _ = stream.shutdown(Shutdown::Both);
+                        return;
+                    }
+                }
+            }
+            serve_connection(stream, peer, secure.as_mut(), &shared, state.as_deref(), &cfg, timeout);
         });
         if let Err(e) = spawned {
             eprintln!("cannot start a connection thread: {e}");

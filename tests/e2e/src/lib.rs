@@ -46,7 +46,7 @@ pub fn gateway_bin() -> PathBuf {
 /// A running gateway on 127.0.0.1 and an ephemeral port; killed when dropped.
 pub struct Gateway {
     child: Child,
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT` (`https://` with TLS).
     pub base: String,
     /// `127.0.0.1:PORT`.
     pub addr: String,
@@ -84,7 +84,7 @@ impl Gateway {
             .unwrap_or_else(|| panic!("first line should be `listening on URL`: {first}"))
             .trim_end_matches('/')
             .to_string();
-        gateway.addr = base.trim_start_matches("http://").to_string();
+        gateway.addr = base.trim_start_matches("http://").trim_start_matches("https://").to_string();
         gateway.base = base;
         gateway
     }

@@ -75,6 +75,11 @@ mod tempdir {
 
 impl Driver {
     fn start() -> Driver {
+        Driver::start_with(&[])
+    }
+
+    /// [`Driver::start`] with more Chromium arguments.
+    fn start_with(extra: &[String]) -> Driver {
         // Port 0: chromedriver binds a free port itself and prints it, so no port is chosen here and
         // handed over (another process could take it in between).
         let mut child = Command::new("chromedriver")
@@ -127,6 +132,7 @@ impl Driver {
         ];
         let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
         args.push(format!("--user-data-dir={}", profile.0.display()));
+        args.extend(extra.iter().cloned());
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args}
@@ -395,4 +401,54 @@ fn a_user_lists_and_revokes_devices_in_chromium() {
     browser.screenshot("devices-csrf");
     let after: Vec<u16> = tokens.iter().map(|t| me(t)).collect();
     assert_eq!(after, statuses, "the forged form revoked a device");
+}
+
+/// The verification page over HTTPS with the gateway's development certificate, which this Chromium
+/// is told to trust by its public key (and nothing else).
+#[test]
+#[ignore = "needs chromium and chromium-driver; run by .ci/e2e.sh"]
+fn a_user_approves_over_https_in_chromium() {
+    let dir = tempdir::Dir::new("https-state");
+    let gw = Gateway::start(&["--tls", "--state-dir", dir.0.to_str().unwrap()]);
+    assert!(gw.base.starts_with("https://"), "{}", gw.base);
+    let log = wait_until("the certificate's public key line", || {
+        let lines = gw.log();
+        lines.into_iter().find(|l| l.starts_with("tls: public key sha256 (base64) "))
+    });
+    let spki = log.trim_start_matches("tls: public key sha256 (base64) ").to_string();
+    let pem = std::fs::read(dir.0.join("tls-dev-cert.pem")).unwrap();
+    let client = reqwest::blocking::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap())
+        .timeout(WAIT)
+        .build()
+        .unwrap();
+    let r = client
+        .post(format!("{}/oauth/device", gw.base))
+        .form(&[("client_id", "tv-demo"), ("scope", "profile")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().unwrap();
+    let complete = v["verification_uri_complete"].as_str().unwrap().to_string();
+    assert!(complete.starts_with("https://"), "{complete}");
+
+    let browser = Driver::start_with(&[format!("--ignore-certificate-errors-spki-list={spki}")]);
+    browser.sign_in(&demo_basic());
+    browser.goto(&complete);
+    browser.wait_text("#client", |t| t == "Demo TV");
+    browser.click("#approve");
+    browser.wait_text("#message", |t| t.to_lowercase().contains("approved"));
+    assert!(browser.url().starts_with("https://"), "{}", browser.url());
+    browser.screenshot("approve-https");
+    let body = format!(
+        "client_id=tv-demo&grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&device_code={}",
+        v["device_code"].as_str().unwrap()
+    );
+    let token = client
+        .post(format!("{}/oauth/token", gw.base))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(token.status(), 200);
 }
