@@ -265,3 +265,25 @@ fn insecure_http_off_loopback_starts_with_a_warning() {
     let html = String::from_utf8_lossy(&page.stdout);
     assert!(html.contains("id=\"notice\"") && html.contains("unencrypted"), "no warning in the page footer: {html}");
 }
+
+#[test]
+fn a_stalled_handshake_is_dropped_at_its_deadline() {
+    use std::io::Read;
+    const HANDSHAKE: u64 = 1;
+    let dir = StateDir::new("stall");
+    let gw = Gateway::start(&["--tls", "--state-dir", dir.arg(), "--handshake-timeout", &HANDSHAKE.to_string()]);
+    let started = std::time::Instant::now();
+    let mut s = std::net::TcpStream::connect(&gw.addr).unwrap();
+    // Far longer than the deadline, so that only the gateway's close ends the read.
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut buf = [0u8; 16];
+    let n = s.read(&mut buf).unwrap_or(0);
+    let waited = started.elapsed();
+    assert_eq!(n, 0, "the gateway sent bytes to a client that never said hello");
+    // The bound: the configured deadline, three times over, plus a wide margin for a loaded machine.
+    assert!(waited < Duration::from_secs(3 * HANDSHAKE + 5), "held {waited:?} with a {HANDSHAKE} s handshake deadline");
+    assert!(waited >= Duration::from_millis(900 * HANDSHAKE), "closed after {waited:?}, before the deadline");
+    // And a real client is served afterwards.
+    let v = trusting(&dir.cert()).get(format!("{}/.well-known/oauth-authorization-server", gw.base)).send().unwrap();
+    assert_eq!(v.status(), 200);
+}
