@@ -56,7 +56,7 @@ type GatewayProvider<const G: usize, const F: usize, const S: usize> = Provider<
 /// The host's tables (`--tables host`, the default): a Linux host affords thousands of grants. With
 /// the default 600 s code lifetime that is 2048 ÷ 600 ≈ 3.4 new device codes per second sustained at
 /// the worst (every device polling to expiry), more when flows finish early; one address may hold
-/// up to half the table (1 024 live codes). About 160 KiB of tables (32 B per grant and per family,
+/// up to half the table (1 024 live codes). 144 KiB of tables (32 B per grant and per family,
 /// 16 B per source and budget).
 const HOST_TABLES: (usize, usize, usize) = (2048, 2048, 512);
 /// A microcontroller's tables (`--tables board`), the Embassy gateway's: 16 grants, 16 families,
