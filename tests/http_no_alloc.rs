@@ -79,7 +79,7 @@ impl Application for App {
 type Text = heapless::String<1024>;
 
 struct Rig {
-    cfg: HttpConfig,
+    cfg: HttpConfig<'static>,
     provider: TestProvider,
     rng: rand_chacha::ChaCha20Rng,
     now: u64,

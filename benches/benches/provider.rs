@@ -403,7 +403,7 @@ fn poll_request(device_code: &str) -> Vec<u8> {
 
 /// One HTTP server: its configuration, application and buffers (as a driver would own them).
 struct Server {
-    cfg: HttpConfig,
+    cfg: HttpConfig<'static>,
     app: BenchApp,
     input: Vec<u8>,
     output: Vec<u8>,

@@ -10,7 +10,7 @@ use rand_core::SeedableRng;
 
 pub const ISSUER: &str = "http://gw.fuzz";
 
-pub fn config() -> HttpConfig {
+pub fn config() -> HttpConfig<'static> {
     HttpConfig::new(ISSUER)
 }
 

@@ -31,7 +31,7 @@ impl Application for ProbeApp {
 }
 
 /// The probe's HTTP configuration.
-pub const CONFIG: HttpConfig = HttpConfig::new("http://gw.local");
+pub const CONFIG: HttpConfig<'static> = HttpConfig::new("http://gw.local");
 
 /// Request bytes.
 pub type Bytes = heapless::String<1024>;

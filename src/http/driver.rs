@@ -162,7 +162,7 @@ where
 /// Serves one connection over an async stream until it closes: [`serve`] for `embedded-io-async`
 /// (embassy-net sockets, for example). The handler stays synchronous: it only computes.
 pub async fn serve_async<T, H>(
-    cfg: &HttpConfig,
+    cfg: &HttpConfig<'_>,
     io: &mut T,
     input: &mut [u8],
     output: &mut [u8],

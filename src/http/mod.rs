@@ -149,11 +149,13 @@ pub const MIN_OUTPUT_LEN: usize = 4096;
 
 /// Paths, limits and names of the HTTP binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct HttpConfig {
+pub struct HttpConfig<'a> {
     /// The issuer identifier (RFC 8414 §2): the base URL of this server, such as
     /// `http://192.168.1.10:8080`, without a trailing slash. Endpoint URLs in the metadata are this plus
     /// their path; the provider's `verification_uri` should be this plus [`HttpConfig::activate_path`].
-    pub issuer: &'static str,
+    /// Borrowed, so a board that learns its address at run time (DHCP) keeps it in a buffer of its
+    /// own and builds the configuration then.
+    pub issuer: &'a str,
     /// The realm of `WWW-Authenticate` challenges.
     pub realm: &'static str,
     /// Device authorization endpoint (RFC 8628 §3.1).
@@ -185,9 +187,9 @@ pub struct HttpConfig {
     pub hsts_max_age: Option<u32>,
 }
 
-impl HttpConfig {
+impl<'a> HttpConfig<'a> {
     /// The default paths and limits (2 KiB of headers, 1 KiB of body) for an issuer URL.
-    pub const fn new(issuer: &'static str) -> Self {
+    pub const fn new(issuer: &'a str) -> Self {
         Self {
             issuer,
             realm: "oauth2-devices",

@@ -350,7 +350,7 @@ impl<'a> Request<'a> {
 mod tests {
     use super::*;
 
-    fn cfg() -> HttpConfig {
+    fn cfg() -> HttpConfig<'static> {
         HttpConfig { max_head: 64, max_body: 8, ..HttpConfig::new("http://x") }
     }
 

@@ -20,7 +20,7 @@ pub const CONTENT_TYPE_FORM: &str = "application/x-www-form-urlencoded";
 pub const DEVICE_GRANT: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code";
 pub const CSP: &str = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
 
-pub fn config() -> HttpConfig {
+pub fn config() -> HttpConfig<'static> {
     HttpConfig::new(ISSUER)
 }
 
@@ -98,7 +98,7 @@ impl Application for TestApp {
 
 /// A sans-IO server: provider, app, rng and a settable clock.
 pub struct Server {
-    pub cfg: HttpConfig,
+    pub cfg: HttpConfig<'static>,
     pub provider: TestProvider,
     pub rng: rand_chacha::ChaCha20Rng,
     pub app: TestApp,

@@ -52,7 +52,7 @@ pub struct Settings {
     pub read_timeout: Duration,
     /// Paths and limits of the HTTP binding.
     #[cfg(not(feature = "no-oauth"))]
-    pub http: oauth2_devices::http::HttpConfig,
+    pub http: oauth2_devices::http::HttpConfig<'static>,
 }
 
 // ---------------------------------------------------------------------------------------------------
