@@ -230,8 +230,9 @@ start_gateway() {
     # Not through a shell function, so that $! is the gateway (ip netns exec, env and runner.sh exec it).
     case "$KIND" in
     host)
+        # shellcheck disable=SC2086 # HOST_EXTRA: extra options, split on purpose
         ip netns exec "$NS" "$GATEWAY" --tap "$TAP" --addr "$HOST_GW_IP/24" --port "$HOST_PORT" --state "$STATE" \
-            --read-timeout "$READ_TIMEOUT" --interval "$INTERVAL" >>"$WORK/gateway.log" 2>&1 &
+            --read-timeout "$READ_TIMEOUT" --interval "$INTERVAL" $HOST_EXTRA >>"$WORK/gateway.log" 2>&1 &
         ;;
     mps2)
         ip netns exec "$NS" env O2D_PORT="$MPS2_PORT" O2D_STATE="$STATE" O2D_QEMU="$QEMU_EXTRA" \
@@ -602,6 +603,74 @@ run_suite() { # run_suite KIND [ELF]
     cp "$WORK/gateway.log" "$WORK/gateway-$KIND.log"
 }
 
+# --- the clock from SNTP (host build) ------------------------------------------------------------------
+HOST_EXTRA=
+SNTP_PORT=12300
+check_clock_case() { # check_clock_case MODE: starts a responder (unless MODE is absent), then the gateway
+    local mode=$1 responder=
+    if [ "$mode" != absent ]; then
+        ip netns exec "$NS" python3 "$ROOT/.ci/sntp-responder.py" "$HOST_IP" "$SNTP_PORT" "$mode" 7200 \
+            >"$WORK/sntp-$mode.log" 2>&1 &
+        responder=$!
+        BG_PIDS+=("$responder")
+        wait_file_line "$WORK/sntp-$mode.log" "sntp responder on" 10 || fail "the SNTP responder did not start"
+    fi
+    HOST_EXTRA="--sntp $HOST_IP:$SNTP_PORT --untrusted-clock"
+    start_gateway
+    HOST_EXTRA=
+    req "$BASE/status"
+    [ "$STATUS" = 200 ] || fail "host: /status: HTTP $STATUS"
+    CLOCK_STATUS=$BODY
+    [ -n "$responder" ] && kill "$responder" 2>/dev/null
+    true
+}
+wait_file_line() { # wait_file_line FILE TEXT SECS
+    local i
+    for i in $(seq $(($3 * 10))); do
+        grep -q "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+check_clock() {
+    phase "host: the clock from SNTP (a responder in the namespace: good, wrong, absent)"
+    local now reported
+    # A good answer, two hours ahead of this machine: the gateway takes it, trusts its clock, and so
+    # restores the snapshot the suite left whole.
+    check_clock_case good
+    grep -q "clock: set by SNTP from $HOST_IP:$SNTP_PORT" "$WORK/gateway.log" || fail "host: SNTP answer not taken"
+    case "$CLOCK_STATUS" in *'"clock":"sntp","trusted":true'*) ;; *) fail "host: /status after SNTP: $CLOCK_STATUS" ;; esac
+    now=$(date +%s)
+    reported=$(number now "$CLOCK_STATUS")
+    [ $((reported - now - 7200)) -le 60 ] && [ $((now + 7200 - reported)) -le 60 ] ||
+        fail "host: clock $reported after SNTP, expected $((now + 7200)) within 60 s"
+    grep -q "snapshot restored" "$WORK/gateway.log" || fail "host: no snapshot restored under the SNTP clock"
+    if grep -q "clock was behind" "$WORK/gateway.log"; then fail "host: a trusted clock dropped the state"; fi
+    ok "host: SNTP sets the clock (+7200 s, within 60 s) before the restore, which keeps the state"
+    authorize -d client_id=tv-demo
+    approve "$USER_CODE"
+    poll_token -d client_id=tv-demo
+    expect 200 "a flow under the SNTP clock" '"access_token":"'
+    kill_gateway
+    # A reply whose origin timestamp is not ours (forged, or for another request): refused.
+    check_clock_case wrong-origin
+    grep -q "SNTP from $HOST_IP:$SNTP_PORT: origin timestamp not ours; the clock stays untrusted" \
+        "$WORK/gateway.log" || fail "host: a wrong SNTP answer was not refused: $(grep clock: "$WORK/gateway.log")"
+    case "$CLOCK_STATUS" in *'"clock":"untrusted","trusted":false'*) ;; *) fail "host: /status: $CLOCK_STATUS" ;; esac
+    grep -q "clock was behind: state dropped" "$WORK/gateway.log" ||
+        fail "host: an untrusted clock behind the snapshot did not fail safe"
+    ok "host: a wrong SNTP answer is refused; the untrusted clock fails safe (state dropped, serial kept)"
+    kill_gateway
+    # No server at all: the query times out, the gateway serves anyway, and says its clock is untrusted.
+    check_clock_case absent
+    grep -q "SNTP from $HOST_IP:$SNTP_PORT: no answer; the clock stays untrusted" "$WORK/gateway.log" ||
+        fail "host: no log line for an absent SNTP server"
+    case "$CLOCK_STATUS" in *'"trusted":false'*) ;; *) fail "host: /status without SNTP: $CLOCK_STATUS" ;; esac
+    req "$BASE/.well-known/oauth-authorization-server"
+    expect 200 "metadata without an SNTP answer"
+    kill_gateway
+}
+
 # --- instructions per request (mps2 under -icount) -----------------------------------------------------
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR) print v[int((NR + 1) / 2)]; else print "-" }'; }
 costs() { # costs "METHOD PATH STATUS" -> the handler's instructions of each such request, one a line
@@ -652,7 +721,10 @@ ICOUNT_TABLE=
 STACK_SIZE=
 for kind in $TARGETS; do
     case "$kind" in
-    host) run_suite host ;;
+    host)
+        run_suite host
+        check_clock
+        ;;
     mps2)
         run_suite mps2 "$WORK/mps2-probe.elf"
         run_icount

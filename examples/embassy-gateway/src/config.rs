@@ -111,6 +111,9 @@ pub mod net {
     pub const VERIFICATION_URI: &str = "http://192.168.1.50/activate";
     /// The MAC address (locally administered; use the board's unique id or an OUI of your own).
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x76, 0x70, 0x01];
+    /// The SNTP server that sets the clock (a LAN's router usually answers on port 123), or `None`.
+    pub const SNTP_SERVER: Option<core::net::SocketAddr> =
+        Some(core::net::SocketAddr::V4(core::net::SocketAddrV4::new(core::net::Ipv4Addr::new(192, 168, 1, 1), 123)));
     /// Where the two snapshot slots live: the last two 256 KiB sectors of the 2 MiB flash (single-bank
     /// layout: sectors 10 and 11), as offsets from the start of flash. `memory-stm32.x` gives the program
     /// only the first 1.5 MiB, so the two never overlap.

@@ -3,7 +3,12 @@
 //!
 //! ```text
 //! embassy-gateway [--tap NAME] [--addr A.B.C.D/PREFIX] [--port N] [--state FILE] [--read-timeout SECS]
+//!                 [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock]
 //! ```
+//!
+//! `--sntp` sets the clock from an SNTP server at start and every hour; `--untrusted-clock` starts
+//! from the value an RTC that lost power reads (2000-01-01), untrusted until an SNTP answer, as a
+//! board without a battery-backed RTC does after a power cut.
 
 #[cfg(not(feature = "no-oauth"))]
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -25,10 +30,15 @@ use crate::server::{self, ConnBuffers, Settings, Shared};
 
 const USAGE: &str =
     "usage: embassy-gateway [--tap NAME] [--addr A.B.C.D/PREFIX] [--port N] [--state FILE] [--read-timeout SECS]
-                       [--interval SECS]
+                       [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock]
 env: O2D_TAP (like --tap), RUST_LOG (default: info)";
 
-static RESOURCES: ConstStaticCell<StackResources<{ config::SOCKETS + 1 }>> =
+/// What an STM32 RTC reads after losing power: 2000-01-01T00:00:00Z.
+#[cfg(not(feature = "no-oauth"))]
+const RTC_RESET_UNIX: u64 = 946_684_800;
+
+// The TCP sockets, the SNTP query's UDP socket, and one spare.
+static RESOURCES: ConstStaticCell<StackResources<{ config::SOCKETS + 2 }>> =
     ConstStaticCell::new(StackResources::new());
 static BUFFERS: ConstStaticCell<[ConnBuffers; config::SOCKETS]> =
     ConstStaticCell::new([const { ConnBuffers::new() }; config::SOCKETS]);
@@ -45,6 +55,8 @@ struct Options {
     state: String,
     read_timeout: u64,
     interval: Option<u16>,
+    sntp: Option<core::net::SocketAddr>,
+    untrusted_clock: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -56,11 +68,17 @@ fn parse() -> Result<Options, String> {
         state: net::STATE_FILE.into(),
         read_timeout: config::READ_TIMEOUT_SECS,
         interval: None,
+        sntp: None,
+        untrusted_clock: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         if flag == "-h" || flag == "--help" {
             return Err(String::new());
+        }
+        if flag == "--untrusted-clock" {
+            o.untrusted_clock = true;
+            continue;
         }
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -79,6 +97,10 @@ fn parse() -> Result<Options, String> {
             }
             "--interval" => {
                 o.interval = Some(value()?.parse::<u16>().ok().filter(|i| *i > 0).ok_or("--interval: not seconds")?)
+            }
+            "--sntp" => {
+                let v = value()?;
+                o.sntp = Some(v.parse().map_err(|_| format!("--sntp: not an address with a port: {v}"))?)
             }
             other => return Err(format!("unknown argument {other}")),
         }
@@ -136,14 +158,27 @@ pub async fn main(spawner: Spawner) {
 
     #[cfg(not(feature = "no-oauth"))]
     let shared = {
-        // The provider's clock: Unix time, as uptime plus the Unix time at uptime zero.
-        let unix = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let epoch = unix.saturating_sub(Instant::now().as_secs());
+        // The provider's clock: Unix time, as uptime plus the Unix time at uptime zero; the host's clock
+        // stands in for a battery-backed RTC, unless told to play one that lost power.
+        use crate::clock::ClockSource;
+        let (unix, source) = if opts.untrusted_clock {
+            (RTC_RESET_UNIX, ClockSource::Untrusted)
+        } else {
+            (SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()), ClockSource::Board)
+        };
+        let mut epoch = unix.saturating_sub(Instant::now().as_secs());
+        let mut source = source;
+        // The first SNTP answer comes before the snapshot is restored, so an untrusted clock that SNTP
+        // can correct does not drop the paired devices.
+        if let Some(server) = opts.sntp {
+            (epoch, source) = crate::sntp::boot_clock(stack, server, epoch, source).await;
+        }
+        let synced = source == ClockSource::Sntp;
         let mut provider_config = oauth2_devices::provider::Config::new(&format!("{issuer}/activate"));
         if let Some(interval) = opts.interval {
             provider_config.interval = interval;
         }
-        let mut gw = server::build(provider_config, rng, epoch).unwrap_or_else(|e| fail(e));
+        let mut gw = server::build(provider_config, rng, epoch, source).unwrap_or_else(|e| fail(e));
         let flash =
             FileFlash::open(&opts.state, 2 * 4096).unwrap_or_else(|e| fail(format_args!("{}: {e}", opts.state)));
         let mut slots = SnapshotSlots::new(flash, 0, 2 * 4096).unwrap_or_else(|e| fail(e));
@@ -151,6 +186,9 @@ pub async fn main(spawner: Spawner) {
         server::restore(&mut gw, &mut slots, buf);
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
         spawner.spawn(persist_task(shared, slots, buf).unwrap_or_else(|e| fail(e)));
+        if let Some(server) = opts.sntp {
+            spawner.spawn(crate::sntp::sntp_task(shared, stack, server, synced).unwrap_or_else(|e| fail(e)));
+        }
         shared
     };
     #[cfg(feature = "no-oauth")]

@@ -89,6 +89,8 @@ mod oauth {
         pub rng: ChaCha20Rng,
         /// Unix time (or any persisted origin) at `Instant` zero: `now = epoch + uptime`.
         pub epoch: u64,
+        /// Where `epoch` came from, and so whether it is trusted.
+        pub clock: crate::clock::ClockSource,
     }
 
     impl Gateway {
@@ -100,7 +102,12 @@ mod oauth {
 
     /// Builds the provider from [`config`] and the board's provider settings (`settings.verification_uri`
     /// is the issuer plus `/activate`).
-    pub fn build(settings: Config, mut rng: ChaCha20Rng, epoch: u64) -> Result<Gateway, &'static str> {
+    pub fn build(
+        settings: Config,
+        mut rng: ChaCha20Rng,
+        epoch: u64,
+        clock: crate::clock::ClockSource,
+    ) -> Result<Gateway, &'static str> {
         let scopes = ScopeRegistry::new(config::SCOPES).map_err(|_| "bad scope list")?;
         let mut clients = FixedClients::<4>::new();
         for spec in config::CLIENTS {
@@ -114,7 +121,7 @@ mod oauth {
         let key = ServerKey::new(config::SERVER_KEY_ID, &config::SERVER_KEY);
         let provider = Provider::build(settings, key, scopes, clients, FixedGrants::new(), &mut rng)
             .map_err(|_| "bad provider configuration")?;
-        Ok(Gateway { provider, rng, epoch })
+        Ok(Gateway { provider, rng, epoch, clock })
     }
 
     /// Brings back the last snapshot, if any. A missing, foreign or damaged one leaves the provider
@@ -125,6 +132,9 @@ mod oauth {
         buf: &mut [u8],
     ) {
         let now = gw.now();
+        if !gw.clock.trusted() {
+            warn!("clock untrusted: a snapshot newer than the clock is not restored whole (families dropped)");
+        }
         match slots.load(buf) {
             Ok(Some(bytes)) => match gw.provider.restore(now, bytes) {
                 Ok(r) => info!(
@@ -180,6 +190,8 @@ mod oauth {
     pub struct DemoApp {
         /// The connection's peer (for the log).
         pub peer: Option<SocketAddr>,
+        /// The clock's source and reading, for `GET /status`.
+        pub clock: (crate::clock::ClockSource, u64),
         /// When the handling of this request started (board cycles; feature `probe`).
         #[cfg(feature = "probe")]
         pub started: u64,
@@ -232,6 +244,14 @@ mod oauth {
                 let _ = write!(res, "{{\"stack_used\":{used},\"stack_size\":{size}}}");
                 return;
             }
+            if req.path() == "/status" && req.method() == "GET" {
+                // What an operator (or a display) shows: is the clock trusted, and what it reads.
+                let (source, now) = self.clock;
+                res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
+                let trusted = source.trusted();
+                let _ = write!(res, "{{\"clock\":\"{}\",\"trusted\":{trusted},\"now\":{now}}}", source.name());
+                return;
+            }
             if req.path() == "/" && req.method() == "GET" {
                 res.header("Content-Type", "text/plain; charset=utf-8");
                 res.body(
@@ -272,10 +292,12 @@ mod oauth {
             let (served, changed) = shared.state.lock(|cell| {
                 let mut g = cell.borrow_mut();
                 let now = g.now();
+                let clock = (g.clock, now);
                 let Gateway { provider, rng, .. } = &mut *g;
                 let before = provider.durable_version();
                 let mut app = DemoApp {
                     peer,
+                    clock,
                     #[cfg(feature = "probe")]
                     started: crate::mps2::probe::now(),
                 };

@@ -2,11 +2,12 @@
 //! board's LAN8742A PHY (RMII), the hardware RNG, the snapshot in the last two flash sectors, defmt
 //! over RTT.
 //!
-//! Time: the provider's `now` is `epoch + uptime`. Without a clock that survives a reset the epoch is
-//! 0, so after a reboot the provider sees its clock behind the snapshot's and fails safe: it keeps the
-//! serial counter (no code or token is ever reissued) but drops the grants and token families (devices
-//! start a new flow). For continuity across reboots set the epoch from the RTC (kept by VBAT/LSE) or
-//! from SNTP once the network is up, *before* `server::restore` (see `oauth2_devices::snapshot`).
+//! Time: the provider's `now` is `epoch + uptime`. The epoch comes from SNTP ([`net::SNTP_SERVER`]),
+//! asked at boot before the snapshot is restored and every hour after. Without an answer the clock
+//! is untrusted (epoch 0), so the provider sees its clock behind the snapshot's and fails safe: it
+//! keeps the serial counter (no code or token is ever reissued) but drops the grants and token
+//! families (devices start a new flow). The RTC on the LSE crystal, which survives a reset (and a
+//! power cut only with VBAT powered), is not used by this build yet.
 
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
@@ -36,7 +37,8 @@ bind_interrupts!(struct Irqs {
 type Device = Ethernet<'static, ETH, GenericPhy<Sma<'static, ETH_SMA>>>;
 
 static PACKETS: ConstStaticCell<PacketQueue<4, 4>> = ConstStaticCell::new(PacketQueue::new());
-static RESOURCES: ConstStaticCell<StackResources<{ config::SOCKETS + 1 }>> =
+// The TCP sockets, the SNTP query's UDP socket, and one spare.
+static RESOURCES: ConstStaticCell<StackResources<{ config::SOCKETS + 2 }>> =
     ConstStaticCell::new(StackResources::new());
 static BUFFERS: ConstStaticCell<[ConnBuffers; config::SOCKETS]> =
     ConstStaticCell::new([const { ConnBuffers::new() }; config::SOCKETS]);
@@ -121,14 +123,24 @@ pub async fn main(spawner: Spawner) {
 
     #[cfg(not(feature = "no-oauth"))]
     let shared = {
-        let mut gw =
-            defmt::unwrap!(server::build(oauth2_devices::provider::Config::new(net::VERIFICATION_URI), rng, 0));
+        // No clock survives a reset on this build yet: epoch 0, untrusted, until SNTP answers (asked
+        // before the snapshot is restored; see the module docs).
+        let (epoch, source) = match net::SNTP_SERVER {
+            Some(server) => crate::sntp::boot_clock(stack, server, 0, crate::clock::ClockSource::Untrusted).await,
+            None => (0, crate::clock::ClockSource::Untrusted),
+        };
+        let settings = oauth2_devices::provider::Config::new(net::VERIFICATION_URI);
+        let mut gw = defmt::unwrap!(server::build(settings, rng, epoch, source));
         let flash = Flash::new_blocking(p.FLASH);
         let mut slots = defmt::unwrap!(SnapshotSlots::new(flash, net::SNAPSHOT_OFFSET, net::SNAPSHOT_LEN));
         let buf = SNAPSHOT.take();
         server::restore(&mut gw, &mut slots, buf);
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
         spawner.spawn(defmt::unwrap!(persist_task(shared, slots, buf)));
+        if let Some(server) = net::SNTP_SERVER {
+            let set = source == crate::clock::ClockSource::Sntp;
+            spawner.spawn(defmt::unwrap!(crate::sntp::sntp_task(shared, stack, server, set)));
+        }
         shared
     };
     #[cfg(feature = "no-oauth")]

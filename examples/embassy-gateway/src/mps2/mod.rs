@@ -124,7 +124,8 @@ pub async fn main(spawner: Spawner) {
         if let Some(interval) = opts.interval {
             provider_config.interval = interval;
         }
-        let mut gw = server::build(provider_config, rng, epoch).unwrap_or_else(|e| fail("provider", e));
+        let mut gw = server::build(provider_config, rng, epoch, crate::clock::ClockSource::Board)
+            .unwrap_or_else(|e| fail("provider", e));
         let path = CStr::from_bytes_with_nul(&opts.state).unwrap_or_else(|_| fail("--state", "bad path"));
         let flash =
             flash::HostFlash::open(path, net::FLASH_LEN as usize).unwrap_or_else(|e| fail(opts.state_path(), e));
