@@ -187,7 +187,7 @@ pub async fn main(spawner: Spawner) {
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
         spawner.spawn(persist_task(shared, slots, buf).unwrap_or_else(|e| fail(e)));
         if let Some(server) = opts.sntp {
-            spawner.spawn(crate::sntp::sntp_task(shared, stack, server, synced).unwrap_or_else(|e| fail(e)));
+            spawner.spawn(crate::sntp::sntp_task(shared, stack, server, synced, |_| {}).unwrap_or_else(|e| fail(e)));
         }
         shared
     };

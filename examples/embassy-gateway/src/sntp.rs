@@ -115,13 +115,23 @@ pub async fn sync_clock(shared: &Shared, stack: Stack<'_>, server: SocketAddr) -
 }
 
 /// Keeps the clock set: a query every [`PERIOD`] once one succeeded (`set`), every
-/// [`RETRY`] until then.
+/// [`RETRY`] until then. After each good answer `on_set` gets the new Unix time (a board writes its
+/// RTC there).
 #[embassy_executor::task]
-pub async fn sntp_task(shared: &'static Shared, stack: Stack<'static>, server: SocketAddr, set: bool) -> ! {
+pub async fn sntp_task(
+    shared: &'static Shared,
+    stack: Stack<'static>,
+    server: SocketAddr,
+    set: bool,
+    on_set: fn(u64),
+) -> ! {
     let mut set = set;
     loop {
         Timer::after(if set { PERIOD } else { RETRY }).await;
         set = sync_clock(shared, stack, server).await;
+        if set {
+            on_set(shared.state.lock(|g| g.borrow().now()));
+        }
     }
 }
 

@@ -2,12 +2,14 @@
 //! board's LAN8742A PHY (RMII), the hardware RNG, the snapshot in the last two flash sectors, defmt
 //! over RTT.
 //!
-//! Time: the provider's `now` is `epoch + uptime`. The epoch comes from SNTP ([`net::SNTP_SERVER`]),
-//! asked at boot before the snapshot is restored and every hour after. Without an answer the clock
-//! is untrusted (epoch 0), so the provider sees its clock behind the snapshot's and fails safe: it
-//! keeps the serial counter (no code or token is ever reissued) but drops the grants and token
-//! families (devices start a new flow). The RTC on the LSE crystal, which survives a reset (and a
-//! power cut only with VBAT powered), is not used by this build yet.
+//! Time: the provider's `now` is `epoch + uptime`. At boot the epoch comes from the RTC (on the
+//! Nucleo's 32.768 kHz LSE crystal) when it holds a time set from SNTP since the backup domain last
+//! lost power (a marker in backup register 0, cleared with the RTC); it survives a reset, and a power
+//! cut only when VBAT is powered separately. Then SNTP ([`net::SNTP_SERVER`]) is asked, before the
+//! snapshot is restored and every hour after, and each good answer is written back to the RTC.
+//! Without either the clock is untrusted (epoch 0): the provider sees its clock behind the
+//! snapshot's and fails safe: it keeps the serial counter (no code or token is ever reissued) but
+//! drops the grants and token families (devices start a new flow).
 
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
@@ -17,6 +19,8 @@ use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
 use embassy_stm32::flash::{Blocking, Flash};
 use embassy_stm32::peripherals::{ETH, ETH_SMA, RNG};
 use embassy_stm32::rng::{self, Rng};
+#[cfg(not(feature = "no-oauth"))]
+use embassy_stm32::rtc::{Rtc, RtcConfig, RtcTimeProvider};
 use embassy_stm32::time::Hertz;
 use embassy_time::Duration;
 #[cfg(not(feature = "no-oauth"))]
@@ -64,9 +68,47 @@ async fn persist_task(
     server::persist(shared, &mut slots, buf).await
 }
 
+/// In backup register 0: the RTC holds a time set from a trusted source since the backup domain last
+/// lost power (the register is cleared with the RTC).
+#[cfg(not(feature = "no-oauth"))]
+const RTC_SET: u32 = 0x4F32_4443;
+
+/// The RTC, for the SNTP task to write each good answer back.
+#[cfg(not(feature = "no-oauth"))]
+static RTC: embassy_sync::blocking_mutex::Mutex<
+    embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex,
+    core::cell::RefCell<Option<Rtc>>,
+> = embassy_sync::blocking_mutex::Mutex::new(core::cell::RefCell::new(None));
+
+/// The RTC's time as Unix seconds, if it was set from a trusted source since it last lost power.
+#[cfg(not(feature = "no-oauth"))]
+fn rtc_unix(rtc: &Rtc, time: &RtcTimeProvider) -> Option<u64> {
+    if rtc.read_backup_register(0) != Some(RTC_SET) {
+        return None;
+    }
+    let t = time.now().ok()?;
+    u64::try_from(chrono::NaiveDateTime::from(t).and_utc().timestamp()).ok()
+}
+
+/// Writes `unix` to the RTC and marks it set.
+#[cfg(not(feature = "no-oauth"))]
+fn set_rtc(unix: u64) {
+    RTC.lock(|r| {
+        let mut r = r.borrow_mut();
+        let Some(rtc) = r.as_mut() else { return };
+        let Some(t) = i64::try_from(unix).ok().and_then(|u| chrono::DateTime::from_timestamp(u, 0)) else { return };
+        match rtc.set_datetime(t.naive_utc().into()) {
+            Ok(()) => rtc.write_backup_register(0, RTC_SET),
+            Err(_) => defmt::warn!("clock: the RTC refused the time"),
+        }
+    });
+}
+
 fn clocks() -> embassy_stm32::Config {
     use embassy_stm32::rcc::*;
     let mut config = embassy_stm32::Config::default();
+    // The RTC runs on the 32.768 kHz LSE crystal (it keeps time through a reset).
+    config.rcc.ls = LsConfig::default_lse();
     // The ST-LINK's 8 MHz MCO drives HSE in bypass mode. 8 / 4 * 216 = 432 MHz VCO:
     // P / 2 = 216 MHz system clock, Q / 9 = 48 MHz for the RNG.
     config.rcc.hse = Some(Hse { freq: Hertz(8_000_000), mode: HseMode::Bypass });
@@ -125,10 +167,21 @@ pub async fn main(spawner: Spawner) {
     let shared = {
         // No clock survives a reset on this build yet: epoch 0, untrusted, until SNTP answers (asked
         // before the snapshot is restored; see the module docs).
-        let (epoch, source) = match net::SNTP_SERVER {
-            Some(server) => crate::sntp::boot_clock(stack, server, 0, crate::clock::ClockSource::Untrusted).await,
+        let (rtc, time) = Rtc::new(p.RTC, RtcConfig::default());
+        let uptime = embassy_time::Instant::now().as_secs();
+        let (epoch, source) = match rtc_unix(&rtc, &time) {
+            Some(unix) => (unix.saturating_sub(uptime), crate::clock::ClockSource::Board),
             None => (0, crate::clock::ClockSource::Untrusted),
         };
+        RTC.lock(|r| *r.borrow_mut() = Some(rtc));
+        defmt::info!("clock: {} at boot", source.name());
+        let (epoch, source) = match net::SNTP_SERVER {
+            Some(server) => crate::sntp::boot_clock(stack, server, epoch, source).await,
+            None => (epoch, source),
+        };
+        if source == crate::clock::ClockSource::Sntp {
+            set_rtc(epoch.saturating_add(embassy_time::Instant::now().as_secs()));
+        }
         let settings = oauth2_devices::provider::Config::new(net::VERIFICATION_URI);
         let mut gw = defmt::unwrap!(server::build(settings, rng, epoch, source));
         let flash = Flash::new_blocking(p.FLASH);
@@ -139,7 +192,7 @@ pub async fn main(spawner: Spawner) {
         spawner.spawn(defmt::unwrap!(persist_task(shared, slots, buf)));
         if let Some(server) = net::SNTP_SERVER {
             let set = source == crate::clock::ClockSource::Sntp;
-            spawner.spawn(defmt::unwrap!(crate::sntp::sntp_task(shared, stack, server, set)));
+            spawner.spawn(defmt::unwrap!(crate::sntp::sntp_task(shared, stack, server, set, set_rtc)));
         }
         shared
     };
