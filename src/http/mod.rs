@@ -118,6 +118,7 @@
 //! ```
 
 mod app;
+pub mod conn;
 mod context;
 #[cfg(feature = "page")]
 mod devices;
@@ -130,12 +131,15 @@ mod html;
 #[cfg(feature = "page")]
 mod page;
 mod parse;
+pub mod pool;
 mod server;
 pub mod status;
+#[cfg(feature = "std")]
+pub mod tcp;
 
 pub use app::{Application, Authorized, LogEntry, User, MAX_USER_NAME_LEN};
 pub use context::{Context, Outcome, Served};
-pub use driver::{serve, serve_async, ServeError};
+pub use driver::{serve, serve_async, serve_timed, serve_timed_async, ServeError, Timing};
 pub use emit::{Response, PREFIX_ROOM};
 pub use parse::{frame, headers, read_request, Frame, Framed, Headers, Reject, Request, MAX_HEADERS};
 pub use server::{answer, handle};
