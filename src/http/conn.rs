@@ -20,7 +20,7 @@
 //!
 //! [`Session`] is the sans-IO state machine of one connection; the timed drivers
 //! ([`super::serve_timed`], [`super::serve_timed_async`]) drive it over a [`Transport`] that can read
-//! and write with a timeout (on std: [`super::tcp::Tcp`]). Above the connections,
+//! and write with a timeout (on std: `http::tcp::Tcp`, feature `std`). Above the connections,
 //! [`super::pool::Pool`] decides who gets a connection at all.
 //!
 //! # Sizing
@@ -237,7 +237,7 @@ pub enum Closed {
 }
 
 /// A byte stream that reads and writes with a timeout: what the timed drivers need. On std,
-/// [`super::tcp::Tcp`]; on embassy-net, a `TcpSocket` with each call under `with_timeout`.
+/// `http::tcp::Tcp` (feature `std`); on embassy-net, a `TcpSocket` with each call under `with_timeout`.
 pub trait Transport: embedded_io::ErrorType {
     /// Reads into `buf`, waiting at most `timeout_ms`: `Ok(Some(0))` when the peer closed,
     /// `Ok(None)` when the time passed with nothing read.

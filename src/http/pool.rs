@@ -32,6 +32,9 @@ use super::conn::State;
 
 /// Slots one peer may hold by default on a host.
 pub const HOST_PER_PEER: usize = 16;
+/// Slots one peer may hold on a board with 4 sockets, one of them always listening: 2 of the 3
+/// pooled, so a peer can never hold every socket that serves.
+pub const EMBEDDED_PER_PEER: usize = 2;
 /// The `Retry-After` of a refusal, in seconds.
 pub const RETRY_AFTER: u32 = 1;
 
