@@ -542,7 +542,16 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
     let mut input = vec![0u8; cfg.input_buffer_len()];
     let mut output = vec![0u8; 8 * 1024];
     let mut app = Gateway { peer };
-    let mut on_state = |s: ConnState| Connections::lock(connections).pool.set(ticket, s, clock.now_ms());
+    // The pool tells reading from writing apart not at all (both busy): take its lock only when the
+    // slot's kind changes, twice per keep-alive request.
+    let mut was_busy = false;
+    let mut on_state = |s: ConnState| {
+        let busy = matches!(s, ConnState::Reading | ConnState::Writing);
+        if !(busy && was_busy) {
+            Connections::lock(connections).pool.set(ticket, s, clock.now_ms());
+        }
+        was_busy = busy;
+    };
     let timing = Timing { limits, clock, on_state: &mut on_state };
     let result = http::serve_timed(cfg, timing, &mut io, &mut input, &mut output, |request, response| {
         let now = unix_now();
