@@ -401,3 +401,89 @@ fn async_driver_runs_the_same_policy() {
     use State::*;
     assert_eq!(states, [Idle, Reading, Writing, Reading, Writing, Idle]);
 }
+
+/// The std transport over loopback: a silent connection closes at the idle deadline (never before),
+/// a dribbled request gets 408 at the head deadline, and a closing response is followed by a FIN.
+#[test]
+fn tcp_transport_keeps_the_deadlines_over_loopback() {
+    use oauth2_devices::http::tcp::{StdClock, Tcp};
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::time::{Duration, Instant};
+
+    const REAL: Limits = Limits {
+        head_deadline: 600,
+        idle_deadline: 200,
+        drain_deadline: 200,
+        drain_max_bytes: 1024,
+        write_deadline: 1000,
+    };
+    // A wide margin for a loaded machine; the lower bounds are exact.
+    let margin = Duration::from_secs(5);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let mut results = Vec::new();
+        for _ in 0..3 {
+            let (stream, _) = listener.accept().unwrap();
+            let mut s = Server::new();
+            let clock = StdClock::new();
+            let mut on_state = |_: State| {};
+            let timing = Timing { limits: REAL, clock: &clock, on_state: &mut on_state };
+            let cfg = s.cfg;
+            let (mut input, mut output) = (vec![0u8; cfg.input_buffer_len()], vec![0u8; 8192]);
+            let start = Instant::now();
+            let closed =
+                http::serve_timed(&cfg, timing, &mut Tcp::new(&stream), &mut input, &mut output, |i, o| s.answer(i, o))
+                    .unwrap();
+            results.push((closed, start.elapsed()));
+        }
+        results
+    });
+    let connect = || {
+        let c = TcpStream::connect(addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        c.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
+        c
+    };
+    // 1: silent.
+    let mut c = connect();
+    let mut rest = Vec::new();
+    c.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty());
+    // 2: a byte every 100 ms: 408 once 600 ms have passed since the first.
+    let mut c = connect();
+    let first = Instant::now();
+    let mut sent = 0;
+    for b in hello() {
+        if c.write_all(&[b]).is_err() {
+            break;
+        }
+        sent += 1;
+        std::thread::sleep(Duration::from_millis(100));
+        if first.elapsed() > Duration::from_millis(REAL.head_deadline) + margin {
+            break;
+        }
+    }
+    let mut got = Vec::new();
+    let _ = c.read_to_end(&mut got);
+    assert!(
+        got.starts_with(b"HTTP/1.1 408 Request Timeout\r\n"),
+        "{:?} after {sent} bytes",
+        String::from_utf8_lossy(&got)
+    );
+    // 3: a request that closes: its response, then the server's FIN (read_to_end returns).
+    let mut c = connect();
+    c.write_all(&get("/hello", &[("Connection", "close")])).unwrap();
+    let mut got = Vec::new();
+    c.read_to_end(&mut got).unwrap();
+    assert_eq!(parse_responses(&got)[0].status, 200);
+    let results = server.join().unwrap();
+    assert_eq!(results[0].0, Closed::Idle);
+    let idle = Duration::from_millis(REAL.idle_deadline);
+    assert!(results[0].1 >= idle && results[0].1 < idle + margin, "{:?}", results[0]);
+    assert_eq!(results[1].0, Closed::HeadDeadline);
+    let head = Duration::from_millis(REAL.head_deadline);
+    assert!(results[1].1 >= head && results[1].1 < head + idle + margin, "{:?}", results[1]);
+    assert_eq!(results[2].0, Closed::Response);
+}
