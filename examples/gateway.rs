@@ -20,8 +20,8 @@
 //! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
 //! `--refresh-token-lifetime SECS`, `--tables host|board` (2048 grants and families by default;
 //! `board` runs the Embassy gateway's 16-slot tables, to try their policies on a host). The server
-//! key is drawn
-//! from the OS at start, so tokens die with the process, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
+//! key is drawn from the OS at start, so tokens die with the process, unless `GATEWAY_KEY_HEX` gives
+//! 32 bytes in hex.
 //!
 //! Connections follow the library's policy (`oauth2_devices::http::conn` and `http::pool`; seconds may
 //! have decimals): `--read-timeout SECS` (default 10: from the first byte of a request to the end of
