@@ -24,22 +24,34 @@
 //!
 //! Options (all optional): `--addr HOST:PORT` (or `GATEWAY_ADDR`), `--issuer URL` (default: from the
 //! bound address), `--device-code-lifetime SECS`, `--interval SECS`, `--access-token-lifetime SECS`,
-//! `--refresh-token-lifetime SECS`, `--read-timeout SECS` (default 10: a request must arrive whole
-//! within it, and an idle connection closes after it), `--max-connections N` (default 32), `--tables
-//! host|board` (2048 grants and families by default; `board` runs the Embassy gateway's 16-slot
-//! tables, to try their policies on a host), `--tls`, `--tls-cert PEM --tls-key PEM`,
-//! `--insecure-http`, `--handshake-timeout SECS` (default 10). The server key is drawn from the OS on
-//! first start and kept in the state directory, unless `GATEWAY_KEY_HEX` gives 32 bytes in hex.
+//! `--refresh-token-lifetime SECS`, `--tables host|board` (2048 grants and families by default;
+//! `board` runs the Embassy gateway's 16-slot tables, to try their policies on a host), `--tls`,
+//! `--tls-cert PEM --tls-key PEM`, `--insecure-http`, `--handshake-timeout SECS` (default 10). The
+//! server key is drawn from the OS on first start and kept in the state directory, unless
+//! `GATEWAY_KEY_HEX` gives 32 bytes in hex.
+//!
+//! Connections follow the library's policy (`oauth2_devices::http::conn` and `http::pool`; seconds may
+//! have decimals): `--read-timeout SECS` (default 10: from the first byte of a request to the end of
+//! its body, else `408` and close), `--idle-timeout SECS` (default 5: between keep-alive requests),
+//! `--drain-timeout SECS` (default 1: reading what a peer still sends after a response that closes),
+//! `--max-connections N` (default 64), `--max-per-peer N` (default 16: connections one address, or
+//! one IPv6 /64, may hold). When every connection is taken, an idle keep-alive one is closed to admit
+//! the new one (log line `- - evicted PEER`); a connection that cannot be admitted gets `503` with
+//! `Retry-After` (`- - 503 PEER`); a request cut off by the read timeout is logged `- - 408 PEER`.
 
 use std::io::{self, Read as _, Write as _};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use oauth2_devices::http::{self, Application, Authorized, Context, HttpConfig, LogEntry, Request, Response, User};
+use oauth2_devices::http::conn::{Clock as _, Closed, Limits, State as ConnState, Transport};
+use oauth2_devices::http::pool::{Admit, Pool, Ticket};
+use oauth2_devices::http::tcp::{StdClock, Tcp};
+use oauth2_devices::http::{
+    self, status, Application, Authorized, Context, HttpConfig, LogEntry, Request, Response, Timing, User,
+};
 use oauth2_devices::prelude::*;
 use oauth2_devices::snapshot::max_snapshot_len;
 use oauth2_devices::storage::{FileFlash, SnapshotSlots};
@@ -70,7 +82,8 @@ const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice
 
 const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
                [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
-               [--max-connections N] [--state-dir DIR | --no-state] [--tables host|board]
+               [--idle-timeout SECS] [--drain-timeout SECS] [--max-connections N] [--max-per-peer N]
+               [--state-dir DIR | --no-state] [--tables host|board]
                [--printer-secret SECRET] [--tls | --tls-cert PEM --tls-key PEM] [--insecure-http]
                [--handshake-timeout SECS]
 https: --tls-cert/--tls-key serve HTTPS with your certificate (PEM); --tls with a development
@@ -83,6 +96,10 @@ printer-secret: the demo confidential client's secret (default: `printer-secret`
         loopback, else 128 random bits printed at start)
 state: grants, tokens and revocations survive restarts in DIR (default ./gateway-state: the server key
        in DIR/server.key, snapshots in DIR/snapshots.bin); --no-state keeps everything in memory
+connections: --read-timeout (default 10 s, a request from its first byte to the end of its body),
+        --idle-timeout (5 s between keep-alive requests), --drain-timeout (1 s after a closing response),
+        --max-connections (64), --max-per-peer (16 per address or IPv6 /64); idle connections are
+        closed to admit new ones before any is refused (503)
 env: GATEWAY_ADDR (like --addr), GATEWAY_KEY_HEX (32-byte server key in hex; overrides DIR/server.key)";
 
 #[derive(Debug)]
@@ -93,8 +110,9 @@ struct Options {
     interval: Option<u16>,
     access_token_lifetime: Option<u32>,
     refresh_token_lifetime: Option<u32>,
-    read_timeout: Duration,
+    limits: Limits,
     max_connections: usize,
+    max_per_peer: usize,
     state_dir: Option<PathBuf>,
     tables: Tables,
     printer_secret: Option<String>,
@@ -124,8 +142,9 @@ fn parse_options() -> Result<Options, String> {
         interval: None,
         access_token_lifetime: None,
         refresh_token_lifetime: None,
-        read_timeout: Duration::from_secs(10),
-        max_connections: 32,
+        limits: Limits::HOST,
+        max_connections: 64,
+        max_per_peer: oauth2_devices::http::pool::HOST_PER_PEER,
         state_dir: Some(PathBuf::from("gateway-state")),
         tables: Tables::Host,
         printer_secret: None,
@@ -160,6 +179,14 @@ fn parse_options() -> Result<Options, String> {
         fn num<T: std::str::FromStr>(flag: &str, v: String) -> Result<T, String> {
             v.parse().map_err(|_| format!("{flag}: not a valid number: {v}"))
         }
+        // Seconds, decimals allowed, as milliseconds (at least 1).
+        fn millis(flag: &str, v: String) -> Result<u64, String> {
+            let secs: f64 = num(flag, v)?;
+            if !(secs.is_finite() && secs >= 0.0) {
+                return Err(format!("{flag}: seconds must be a positive number"));
+            }
+            Ok(((secs * 1000.0) as u64).max(1))
+        }
         match flag.as_str() {
             "--addr" => o.addr = value()?,
             "--issuer" => o.issuer = Some(value()?.trim_end_matches('/').to_owned()),
@@ -167,8 +194,11 @@ fn parse_options() -> Result<Options, String> {
             "--interval" => o.interval = Some(num(&flag, value()?)?),
             "--access-token-lifetime" => o.access_token_lifetime = Some(num(&flag, value()?)?),
             "--refresh-token-lifetime" => o.refresh_token_lifetime = Some(num(&flag, value()?)?),
-            "--read-timeout" => o.read_timeout = Duration::from_secs(num::<u64>(&flag, value()?)?.max(1)),
-            "--max-connections" => o.max_connections = num::<usize>(&flag, value()?)?.max(1),
+            "--read-timeout" => o.limits.head_deadline = millis(&flag, value()?)?,
+            "--idle-timeout" => o.limits.idle_deadline = millis(&flag, value()?)?,
+            "--drain-timeout" => o.limits.drain_deadline = millis(&flag, value()?)?,
+            "--max-connections" => o.max_connections = num::<usize>(&flag, value()?)?.clamp(1, MAX_CONNECTIONS),
+            "--max-per-peer" => o.max_per_peer = num::<usize>(&flag, value()?)?.max(1),
             "--state-dir" => o.state_dir = Some(PathBuf::from(value()?)),
             "--tables" => {
                 o.tables = match value()?.as_str() {
@@ -516,116 +546,70 @@ fn spawn_log_writer() {
     });
 }
 
-/// A TCP stream whose reads fail once `timeout` has passed since the last response (or the accept):
-/// an idle connection, or a request that dribbles in, is dropped after `timeout` in all.
-///
-/// The socket's read timeout is re-armed (a `setsockopt`) only when the one armed would let a read
-/// block more than `timeout / 100` past the deadline (or is under half of what is left): on a keep-alive
-/// connection whose requests arrive whole, that is about once per connection, not once per read.
-struct DeadlineStream<'s> {
-    stream: &'s TcpStream,
-    /// The TLS connection over `stream`, if HTTPS: reads and writes go through it, timeouts are set
-    /// on the socket they share.
-    tls: Option<&'s mut tls::TlsConn>,
-    timeout: Duration,
-    deadline: Instant,
-    /// The read timeout set on the socket, if any.
-    armed: Option<Duration>,
-    /// Bytes arrived since the last response: a timeout now cuts a request short (else it is idle).
-    partial: bool,
+/// Most connections `--max-connections` may ask for: the pool's capacity.
+const MAX_CONNECTIONS: usize = 4096;
+
+/// Who holds which connection slot, under one lock: the library's pool, and for each slot a handle on
+/// its socket (to shut it down when the pool evicts it) and its peer (for the log line).
+struct Connections {
+    pool: Pool<MAX_CONNECTIONS>,
+    sockets: Vec<Option<(TcpStream, SocketAddr)>>,
 }
 
-impl embedded_io::ErrorType for DeadlineStream<'_> {
-    type Error = io::Error;
-}
-
-impl embedded_io::Read for DeadlineStream<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            let left = self.deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(io::Error::new(io::ErrorKind::TimedOut, "read timeout"));
-            }
-            // Re-arm if the armed timeout could overshoot the deadline, or is far shorter than what is
-            // left (it would wake the loop below for nothing).
-            if self.armed.is_none_or(|armed| armed > left + self.timeout / 100 || armed < left / 2) {
-                self.stream.set_read_timeout(Some(left))?;
-                self.armed = Some(left);
-            }
-            let read = match self.tls.as_deref_mut() {
-                Some(t) => t.read(buf),
-                None => (&mut &*self.stream).read(buf),
-            };
-            match read {
-                // The armed timeout may be shorter than what is left (armed for an earlier request):
-                // the loop tries again until the deadline itself has passed.
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
-                Ok(n) => {
-                    self.partial |= n > 0;
-                    return Ok(n);
-                }
-                Err(e) => return Err(e),
-            }
-        }
+impl Connections {
+    fn lock(this: &Mutex<Self>) -> std::sync::MutexGuard<'_, Self> {
+        this.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
-impl embedded_io::Write for DeadlineStream<'_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self.tls.as_deref_mut() {
-            Some(t) => t.write(buf),
-            None => (&mut &*self.stream).write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self.tls.as_deref_mut() {
-            Some(t) => t.flush()?,
-            None => (&mut &*self.stream).flush()?,
-        }
-        // A response went out: the next request gets a fresh budget.
-        self.deadline = Instant::now() + self.timeout;
-        self.partial = false;
-        Ok(())
-    }
-}
-
-/// Closes politely: FIN first, then a short drain, so the peer reads our last response rather than a
-/// reset caused by unread input.
-fn linger(stream: &TcpStream, tls: Option<&mut tls::TlsConn>) {
-    match tls {
-        Some(t) => t.close(),
-        None => {
-            let _ = stream.shutdown(Shutdown::Write);
-        }
-    }
-    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
-    let _ = io::copy(&mut stream.take(64 * 1024), &mut io::sink());
-}
-
+/// Serves one admitted connection under the library's connection policy, then gives its slot back.
+#[allow(clippy::too_many_arguments)]
 fn serve_connection<const G: usize, const F: usize, const S: usize>(
     stream: TcpStream,
     peer: SocketAddr,
-    mut secure: Option<&mut tls::TlsConn>,
+    ticket: Ticket,
+    connections: &Mutex<Connections>,
+    clock: &StdClock,
+    tls: Option<(&Arc<rustls::ServerConfig>, Duration)>,
     shared: &Mutex<Shared<G, F, S>>,
     state: Option<&Mutex<State>>,
     cfg: &HttpConfig,
-    timeout: Duration,
+    limits: Limits,
 ) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_write_timeout(Some(timeout));
-    let mut io = DeadlineStream {
-        stream: &stream,
-        tls: secure.as_deref_mut(),
-        timeout,
-        deadline: Instant::now() + timeout,
-        armed: None,
-        partial: false,
+    // HTTPS: the handshake first, under its own deadline; then the same driver over the TLS stream.
+    let mut secure = None;
+    if let Some((config, deadline)) = tls {
+        match tls::TlsConn::accept(config, &stream, deadline) {
+            Ok(conn) => secure = Some(conn),
+            Err(e) => {
+                log_line(format_args!("- - tls-handshake-failed {peer} ({e})"));
+                let _ = stream.shutdown(Shutdown::Both);
+                release(connections, ticket);
+                return;
+            }
+        }
+    }
+    let mut plain = Tcp::new(&stream);
+    let io: &mut dyn Transport<Error = io::Error> = match secure.as_mut() {
+        Some(t) => t,
+        None => &mut plain,
     };
     let mut input = vec![0u8; cfg.input_buffer_len()];
     let mut output = vec![0u8; 8 * 1024];
     let mut app = Gateway { peer };
-    let result = http::serve(cfg, &mut io, &mut input, &mut output, |request, response| {
+    // The pool tells reading from writing apart not at all (both busy): take its lock only when the
+    // slot's kind changes, twice per keep-alive request.
+    let mut was_busy = false;
+    let mut on_state = |s: ConnState| {
+        let busy = matches!(s, ConnState::Reading | ConnState::Writing);
+        if !(busy && was_busy) {
+            Connections::lock(connections).pool.set(ticket, s, clock.now_ms());
+        }
+        was_busy = busy;
+    };
+    let timing = Timing { limits, clock, on_state: &mut on_state };
+    let result = http::serve_timed(cfg, timing, io, &mut input, &mut output, |request, response| {
         let now = unix_now();
         let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
         let Shared { provider, rng, .. } = &mut *guard;
@@ -641,27 +625,41 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
         served
     });
     match result {
-        Ok(()) => {}
-        // An idle keep-alive connection timing out is normal; a request cut short is worth a line.
-        Err(http::ServeError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
-            if io.partial {
-                log_line(format_args!("- - timeout {peer}"));
-            }
-        }
+        Ok(Closed::HeadDeadline) => log_line(format_args!("- - 408 {peer}")),
+        Ok(_) => {}
+        // An evicted idle connection (its socket shut down under it) or a peer's reset.
         Err(http::ServeError::Io(e))
-            if matches!(e.kind(), io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe) => {}
+            if matches!(
+                e.kind(),
+                io::ErrorKind::ConnectionReset | io::ErrorKind::BrokenPipe | io::ErrorKind::NotConnected
+            ) => {}
         Err(e) => eprintln!("{peer}: {e}"),
     }
-    linger(&stream, secure);
+    release(connections, ticket);
 }
 
-/// Counts live connections; decrements when dropped.
-struct Slot(Arc<AtomicUsize>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+/// Gives a connection's slot back to the pool (unless the pool already gave it to another).
+fn release(connections: &Mutex<Connections>, ticket: Ticket) {
+    let mut c = Connections::lock(connections);
+    if c.pool.owns(ticket) {
+        c.pool.release(ticket);
+        if let Some(slot) = c.sockets.get_mut(ticket.index()) {
+            *slot = None;
+        }
     }
+}
+
+/// Answers a connection the pool refused: `503` with `Retry-After`, FIN, and whatever the peer already
+/// sent read without waiting, so the answer is not replaced by a reset.
+fn refuse(stream: &TcpStream, peer: SocketAddr, retry_after: u32) {
+    log_line(format_args!("- - 503 {peer}"));
+    let mut buf = [0u8; 128];
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let _ = (&mut &*stream).write_all(status::busy(retry_after, &mut buf));
+    let _ = stream.shutdown(Shutdown::Write);
+    let _ = stream.set_nonblocking(true);
+    let mut scratch = [0u8; 4096];
+    let _ = (&mut &*stream).read(&mut scratch);
 }
 
 fn print_help(base: &str, secret: &str, grants: usize, families: usize, cacert: Option<&Path>) {
@@ -835,7 +833,11 @@ fn run<const G: usize, const F: usize, const S: usize>(
     print_help(issuer, secret, G, F, cacert.as_deref());
     spawn_log_writer();
 
-    let live = Arc::new(AtomicUsize::new(0));
+    let clock = Arc::new(StdClock::new());
+    let pool = Pool::new().with_limit(opts.max_connections).with_per_peer(opts.max_per_peer);
+    let connections = Arc::new(Mutex::new(Connections { pool, sockets: Vec::new() }));
+    Connections::lock(&connections).sockets.resize_with(opts.max_connections, || None);
+    let limits = opts.limits;
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -845,39 +847,41 @@ fn run<const G: usize, const F: usize, const S: usize>(
             }
         };
         let Ok(peer) = stream.peer_addr() else { continue };
-        if live.fetch_add(1, Ordering::SeqCst) >= opts.max_connections {
-            live.fetch_sub(1, Ordering::SeqCst);
-            log_line(format_args!("- - 503 {peer}"));
-            let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-            let _ = (&stream).write_all(
-                b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-            let _ = stream.shutdown(Shutdown::Both);
-            continue;
+        let Ok(handle) = stream.try_clone() else { continue };
+        let mut c = Connections::lock(&connections);
+        let ticket = match c.pool.admit(peer.ip(), clock.now_ms()) {
+            Admit::Slot(ticket) => ticket,
+            Admit::EvictIdle { slot, then } => {
+                if let Some((old, old_peer)) = c.sockets.get_mut(slot).and_then(Option::take) {
+                    // Its blocked read returns at once; the pool already gave the slot to `then`.
+                    let _ = old.shutdown(Shutdown::Both);
+                    log_line(format_args!("- - evicted {old_peer}"));
+                }
+                then
+            }
+            Admit::Refuse { retry_after } => {
+                drop(c);
+                refuse(&stream, peer, retry_after);
+                continue;
+            }
+        };
+        if let Some(slot) = c.sockets.get_mut(ticket.index()) {
+            *slot = Some((handle, peer));
         }
-        let slot = Slot(live.clone());
+        drop(c);
         let shared = shared.clone();
         let state = state.clone();
+        let conns = connections.clone();
+        let clock = clock.clone();
         let tls = tls.clone();
-        let timeout = opts.read_timeout;
         let handshake = opts.handshake_timeout;
         let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
-            let _slot = slot;
-            let mut secure = None;
-            if let Some(config) = &tls {
-                match tls::TlsConn::accept(config, &stream, handshake) {
-                    Ok(conn) => secure = Some(conn),
-                    Err(e) => {
-                        log_line(format_args!("- - tls-handshake-failed {peer} ({e})"));
-                        let _ = stream.shutdown(Shutdown::Both);
-                        return;
-                    }
-                }
-            }
-            serve_connection(stream, peer, secure.as_mut(), &shared, state.as_deref(), &cfg, timeout);
+            let tls = tls.as_ref().map(|config| (config, handshake));
+            serve_connection(stream, peer, ticket, &conns, &clock, tls, &shared, state.as_deref(), &cfg, limits);
         });
         if let Err(e) = spawned {
             eprintln!("cannot start a connection thread: {e}");
+            release(&connections, ticket);
         }
     }
     ExitCode::SUCCESS

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
+use oauth2_devices::http::conn::Transport;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{ServerConfig, ServerConnection};
@@ -156,6 +157,42 @@ impl TlsConn {
         self.conn.send_close_notify();
         let _ = self.conn.complete_io(&mut self.tcp);
         let _ = self.tcp.shutdown(Shutdown::Write);
+    }
+}
+
+fn timed_out(e: &io::Error) -> bool {
+    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut | io::ErrorKind::Interrupted)
+}
+
+impl embedded_io::ErrorType for TlsConn {
+    type Error = io::Error;
+}
+
+/// The library's timed drivers over TLS: the deadlines are set on the socket under the TLS stream.
+/// Reads first send what an earlier write left buffered (`rustls::Stream` does), so a response is
+/// never held back while the driver waits for the next request.
+impl Transport for TlsConn {
+    fn read_within(&mut self, buf: &mut [u8], timeout_ms: u64) -> io::Result<Option<usize>> {
+        self.tcp.set_read_timeout(Some(Duration::from_millis(timeout_ms.max(1))))?;
+        match Read::read(self, buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if timed_out(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn write_within(&mut self, buf: &[u8], timeout_ms: u64) -> io::Result<Option<usize>> {
+        self.tcp.set_write_timeout(Some(Duration::from_millis(timeout_ms.max(1))))?;
+        match Write::write(self, buf) {
+            Ok(n) => Ok(Some(n)),
+            Err(e) if timed_out(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.close();
+        Ok(())
     }
 }
 

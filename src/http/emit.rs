@@ -158,6 +158,11 @@ impl<'b> Response<'b> {
         *self = Self { close, status, ..Self::new(buf) };
     }
 
+    /// Bytes of body written so far (what `Content-Length` says once finished).
+    pub(crate) fn body_len(&self) -> usize {
+        self.body_start.map_or(0, |b| self.len.saturating_sub(b))
+    }
+
     /// True when the connection will close after this response.
     pub(crate) fn closing(&self) -> bool {
         self.close

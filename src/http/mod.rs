@@ -13,6 +13,12 @@
 //!    [`embedded_io_async`] ones. They own no buffers either: the caller hands them an input buffer of
 //!    at least [`HttpConfig::input_buffer_len`] bytes, an output buffer (see [`MIN_OUTPUT_LEN`]) and a
 //!    closure that calls [`answer`] under its lock with the request the driver framed and parsed.
+//!    [`serve_timed`] and [`serve_timed_async`] also keep the connection policy of [`conn`] (idle,
+//!    head, write and drain deadlines on a monotonic [`conn::Clock`]) over a [`conn::Transport`] that
+//!    reads and writes with a timeout (`http::tcp::Tcp` on std, feature `std`).
+//! 3. **Connections**: [`pool::Pool`] decides which connections are served at all: a fixed number of
+//!    slots, a cap per peer, and idle keep-alive connections closed to admit new ones before any is
+//!    refused. The policy, its defaults and how to size it are documented in [`conn`] and [`pool`].
 //!
 //! One request, bytes in to bytes out: `parse` finds the end of the head and parses it once
 //! ([`read_request`]); `server` routes it to `endpoints` (OAuth), `page` (verification), `guard` (bearer
@@ -51,8 +57,16 @@
 //!   otherwise). Malformed or repeated form parameters are 400 `invalid_request`.
 //! - Wrong method: 405 with `Allow`. Unknown path: whatever the application answers (404 by default).
 //! - Connections are persistent for HTTP/1.1 unless `Connection: close`, and close for HTTP/1.0 unless
-//!   `Connection: keep-alive`. Any framing error (400, 413, 414, 431, 501) closes the connection after
-//!   the response, since the rest of the stream can no longer be trusted.
+//!   `Connection: keep-alive`. Any framing error (400, 413, 414, 417, 431, 501) closes the connection
+//!   after the response, since the rest of the stream can no longer be trusted.
+//! - `HEAD` is answered on every route, the application's included, as `GET` without the body: the
+//!   same status and headers, `Content-Length` of the `GET` body (RFC 9110 §9.3.2), so a request
+//!   pipelined after it is read intact. The [`Application`] sees `GET`; the log entry says `HEAD`.
+//! - `Expect: 100-continue` (RFC 9110 §10.1.1): the drivers send `100 Continue` once the head is
+//!   accepted and before the body is read; a request that will not be read gets its final status at
+//!   once instead (413 for a body over `max_body`), and any other expectation is 417. HTTP/1.0
+//!   requests' `Expect` is ignored. The sans-IO [`handle`] sends no interim response: its caller
+//!   answers `100 Continue` itself when [`Framed::Incomplete`] says `expects_continue`.
 //!
 //! # The verification page
 //! `GET /activate` asks the signed-in user for the code; `GET /activate?user_code=XXXX-XXXX` (the
@@ -118,6 +132,7 @@
 //! ```
 
 mod app;
+pub mod conn;
 mod context;
 #[cfg(feature = "page")]
 mod devices;
@@ -130,12 +145,15 @@ mod html;
 #[cfg(feature = "page")]
 mod page;
 mod parse;
+pub mod pool;
 mod server;
 pub mod status;
+#[cfg(feature = "std")]
+pub mod tcp;
 
 pub use app::{Application, Authorized, LogEntry, User, MAX_USER_NAME_LEN};
 pub use context::{Context, Outcome, Served};
-pub use driver::{serve, serve_async, ServeError};
+pub use driver::{serve, serve_async, serve_timed, serve_timed_async, ServeError, Timing};
 pub use emit::{Response, PREFIX_ROOM};
 pub use parse::{frame, headers, read_request, Frame, Framed, Headers, Reject, Request, MAX_HEADERS};
 pub use server::{answer, handle};

@@ -40,6 +40,8 @@ pub enum Reject {
     HeadersTooLarge,
     /// A `Transfer-Encoding` (chunked bodies are not supported).
     NotImplemented,
+    /// An `Expect` other than `100-continue` (RFC 9110 §10.1.1).
+    ExpectationFailed,
 }
 
 impl Reject {
@@ -50,6 +52,7 @@ impl Reject {
             Self::UriTooLong => "Request line too long\n",
             Self::HeadersTooLarge => "Request headers too large\n",
             Self::NotImplemented => "Transfer-Encoding not supported; send Content-Length\n",
+            Self::ExpectationFailed => "Only Expect: 100-continue is supported\n",
         }
     }
 }
@@ -156,6 +159,14 @@ fn parse_head<'a>(
     let body_len = body_length(headers, minor)?;
     if body_len > cfg.max_body {
         return Err(Reject::ContentTooLarge);
+    }
+    // An HTTP/1.0 server ignores Expect (RFC 9110 §10.1.1); 1.1 knows only `100-continue`.
+    if minor >= 1
+        && headers
+            .iter()
+            .any(|h| h.name.eq_ignore_ascii_case("expect") && !trim(h.value).eq_ignore_ascii_case(b"100-continue"))
+    {
+        return Err(Reject::ExpectationFailed);
     }
     let (path, query) = Request::split_target(target);
     Ok((Request { method, path, query, minor, headers, body: &[], peer: None }, body_len))

@@ -69,7 +69,12 @@ where
             return Served { consumed: 0, start: 0, written: 0, keep_alive: true, status: 0 };
         }
     };
-    let req = Request { peer: cx.peer, ..request };
+    // HEAD is answered as GET on every route, the application's included, and the body is then left
+    // out: same status and headers, `Content-Length` of the GET body (RFC 9110 §9.3.2), so whatever
+    // is pipelined after it is read intact.
+    let head = req_is_head(&request);
+    let method = if head { "GET" } else { request.method };
+    let req = Request { peer: cx.peer, method, ..request };
     let mut res = Response::new(output);
     route(cfg, cx, &req, body, &mut res);
     let connection = match (req.keep_alive(), req.minor) {
@@ -77,10 +82,17 @@ where
         (true, 0) => Connection::KeepAlive,
         (true, _) => Connection::Default,
     };
-    let (start, written, keep_alive) = finish(&mut res, connection);
+    let (start, mut written, keep_alive) = finish(&mut res, connection);
+    if head {
+        written = written.saturating_sub(res.body_len());
+    }
     let status = res.status();
-    cx.app.on_response(&LogEntry { method: req.method, path: req.path, status, peer: cx.peer });
+    cx.app.on_response(&LogEntry { method: request.method, path: req.path, status, peer: cx.peer });
     Served { consumed, start, written, keep_alive, status }
+}
+
+fn req_is_head(req: &Request<'_>) -> bool {
+    req.method == "HEAD"
 }
 
 /// Finishes a response, or replaces it with a bare 500 that closes the connection. Returns where the

@@ -9,7 +9,10 @@
 //! | 403 | the page's anti-CSRF field is wrong | [`FORM_EXPIRED`] |
 //! | 404 | a path nobody answers (the application's default) | [`NOT_FOUND`] |
 //! | 405 | a method the route does not take, with `Allow` | [`METHOD_NOT_ALLOWED`] |
-//! | 413, 414, 431, 501 | framing refusals | [`Reject::status`] |
+//! | 100 | an interim answer to `Expect: 100-continue` once the head is accepted (the drivers) | [`CONTINUE`] |
+//! | 408 | a request not whole by the head deadline (the timed drivers; then close) | [`REQUEST_TIMEOUT`] |
+//! | 413, 414, 417, 431, 501 | framing refusals (417: an `Expect` other than `100-continue`) | [`Reject::status`] |
+//! | 503 | no connection slot for this peer (a [`super::pool::Pool`] refusal, with `Retry-After`) | [`busy`] |
 //! | 415 | an OAuth endpoint or the page's POST without a form body | [`UNSUPPORTED_MEDIA_TYPE`] |
 //! | 409 | the signed-in user has as many connected devices as allowed | [`approve_error`] |
 //! | 429 | too many wrong codes or failed sign-ins (with `Retry-After`) | [`approve_error`], [`SIGN_IN_THROTTLED`] |
@@ -38,6 +41,28 @@ pub const METHOD_NOT_ALLOWED: u16 = 405;
 pub const UNSUPPORTED_MEDIA_TYPE: u16 = 415;
 /// The response did not fit the output buffer.
 pub const OVERFLOW: u16 = 500;
+/// A request that was not whole by the head deadline.
+pub const REQUEST_TIMEOUT: u16 = 408;
+/// No connection slot is free for this peer.
+pub const BUSY: u16 = 503;
+
+/// The interim response to `Expect: 100-continue` (RFC 9110 §15.2.1).
+pub const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// The bare [`REQUEST_TIMEOUT`] response, which closes.
+pub(crate) const REQUEST_TIMEOUT_RESPONSE: &[u8] =
+    b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+/// The [`BUSY`] response a server sends to a connection it refuses, with `Retry-After` in seconds,
+/// written into `buf`; empty if `buf` is too short (128 bytes always suffice).
+pub fn busy(retry_after: u32, buf: &mut [u8]) -> &[u8] {
+    let mut res = Response::new(buf);
+    res.set_status(BUSY).header_fmt("Retry-After", format_args!("{retry_after}"));
+    match res.finish(super::emit::Connection::Close) {
+        Some((start, end)) => buf.get(start..end).unwrap_or_default(),
+        None => &[],
+    }
+}
 
 impl Reject {
     /// The status code sent for a framing refusal.
@@ -47,6 +72,7 @@ impl Reject {
             Self::ContentTooLarge => 413,
             Self::UriTooLong => 414,
             Self::HeadersTooLarge => 431,
+            Self::ExpectationFailed => 417,
             Self::NotImplemented => 501,
         }
     }
@@ -83,6 +109,7 @@ pub(crate) const fn reason(status: u16) -> &'static str {
         403 => "Forbidden",
         404 => "Not Found",
         405 => "Method Not Allowed",
+        408 => "Request Timeout",
         409 => "Conflict",
         411 => "Length Required",
         413 => "Content Too Large",
