@@ -65,5 +65,5 @@ done
 [ -n "$addr" ] || { echo "the gateway did not report its address" >&2; exit 1; }
 
 "${client[@]}" "$TARGET_DIR/release/load" --gateway "$addr" --seconds "$SECONDS_PER_RUN" \
-    --connections "$CONNECTIONS" --rounds "$ROUNDS" --device-seconds "$SECONDS_PER_RUN" \
+    --connections "$CONNECTIONS" --rounds "$ROUNDS" --device-seconds "$SECONDS_PER_RUN" --gateway-pid "$gateway" \
     "${floor_args[@]}" "${wrk_args[@]}"

@@ -7,7 +7,7 @@
 //! ```text
 //! bash benches/load.sh                       # builds, starts the gateway pinned to a core, runs this
 //! load --gateway 127.0.0.1:PORT [--seconds 2] [--connections 8] [--rounds 3]
-//!      [--floor-cpu N] [--wrk] [--device-seconds 2]
+//!      [--floor-cpu N] [--gateway-pid PID] [--wrk] [--device-seconds 2]
 //! load --serve-floor LEN                     # the floor alone (started by the above as a child)
 //! ```
 //!
@@ -23,6 +23,12 @@
 //! compared, so that a burst of load from elsewhere on the machine does not land on one side only. The
 //! floor runs as a process of its own, like the gateway; `--floor-cpu N` starts it under `taskset -c N`
 //! (give the gateway the same core and run this bin, hence its client threads and `wrk`, on another).
+//!
+//! Each run also reads the server process's CPU time (`/proc/PID/stat`; the gateway's with
+//! `--gateway-pid`): microseconds of server CPU per request, and how busy the server's core was. When
+//! the server's core is not saturated the client is the bottleneck, and the request-rate ratio says
+//! more about the client than about the server; the CPU ratio is what the rate ratio becomes once the
+//! server's core is the bottleneck.
 //!
 //! Then the 200 path of `POST /oauth/device`: one connection from each of the sources 127.0.0.2 to
 //! 127.0.0.9 (the client socket bound to that address before it connects), so that the grant table's
@@ -50,7 +56,7 @@ const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// The sources of the device-authorization load: 127.0.0.2 ..= 127.0.0.9.
 const DEVICE_SOURCES: std::ops::RangeInclusive<u8> = 2..=9;
 const USAGE: &str = "usage: load --gateway 127.0.0.1:PORT [--seconds N] [--connections N] [--rounds N] \
-                     [--floor-cpu N] [--wrk] [--device-seconds N]\n       load --serve-floor LEN";
+                     [--floor-cpu N] [--gateway-pid PID] [--wrk] [--device-seconds N]\n       load --serve-floor LEN";
 
 fn main() -> ExitCode {
     let mut args = std::env::args().skip(1).peekable();
@@ -78,6 +84,7 @@ struct Options {
     connections: usize,
     rounds: usize,
     floor_cpu: Option<usize>,
+    gateway_pid: Option<u32>,
     wrk: bool,
     device_seconds: u64,
 }
@@ -89,6 +96,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
         connections: 8,
         rounds: 3,
         floor_cpu: None,
+        gateway_pid: None,
         wrk: false,
         device_seconds: 2,
     };
@@ -106,6 +114,7 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
             "--connections" => o.connections = num(&value)? as usize,
             "--rounds" => o.rounds = num(&value)? as usize,
             "--floor-cpu" => o.floor_cpu = Some(num(&value)? as usize),
+            "--gateway-pid" => o.gateway_pid = Some(num(&value)? as u32),
             "--device-seconds" => o.device_seconds = num(&value)?,
             _ => return Err(format!("unknown option {flag}")),
         }
@@ -125,7 +134,58 @@ fn options(mut args: impl Iterator<Item = String>) -> Result<Options, String> {
 }
 
 /// A harness: requests per second of a run against an address, connection `i` sending `requests[i % len]`.
-type Measure<'a> = Box<dyn Fn(SocketAddr, &[Vec<u8>]) -> Result<f64, String> + 'a>;
+type Measure<'a> = Box<dyn Fn(SocketAddr, &[Vec<u8>]) -> Result<Run, String> + 'a>;
+
+/// One timed run of a harness.
+#[derive(Clone, Copy)]
+struct Run {
+    per_second: f64,
+    requests: u64,
+    seconds: f64,
+}
+
+/// A run and the CPU time its server process used meanwhile.
+#[derive(Clone, Copy)]
+struct Measured {
+    run: Run,
+    /// Seconds of CPU (user + system, all threads) of the server process, if known.
+    server_cpu: Option<f64>,
+}
+
+impl Measured {
+    /// Microseconds of server CPU per request.
+    fn cpu_per_request(&self) -> Option<f64> {
+        self.server_cpu.map(|c| c * 1e6 / self.run.requests.max(1) as f64)
+    }
+
+    /// The share of one core the server used.
+    fn utilisation(&self) -> Option<f64> {
+        self.server_cpu.map(|c| c / self.run.seconds)
+    }
+}
+
+/// Seconds of CPU (user + system) a process has used so far: `/proc/PID/stat` fields 14 and 15, in
+/// the kernel's `USER_HZ` (100 per second on Linux).
+fn cpu_seconds(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // After the command name (in parentheses, which may hold spaces): field 3 onwards.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok());
+    Some((ticks(11)? + ticks(12)?) as f64 / 100.0)
+}
+
+/// Runs `measure` against `addr` and reads the CPU time `pid` used meanwhile.
+fn measured(
+    measure: &Measure<'_>,
+    addr: SocketAddr,
+    requests: &[Vec<u8>],
+    pid: Option<u32>,
+) -> Result<Measured, String> {
+    let before = pid.and_then(cpu_seconds);
+    let run = measure(addr, requests)?;
+    let after = pid.and_then(cpu_seconds);
+    Ok(Measured { run, server_cpu: before.zip(after).map(|(b, a)| a - b) })
+}
 
 /// One request kind measured against the gateway and the floor.
 struct Scenario {
@@ -171,17 +231,18 @@ fn run(o: &Options) -> Result<(), String> {
             harnesses.push(("wrk", Box::new(move |addr, reqs: &[Vec<u8>]| wrk(addr, reqs, &script, o))));
         }
         for (harness, measure) in &harnesses {
-            let (mut gateway_rates, mut floor_rates) = (Vec::new(), Vec::new());
+            let (mut gateway_runs, mut floor_runs) = (Vec::new(), Vec::new());
             for _ in 0..o.rounds {
-                gateway_rates.push(measure(o.gateway, &s.requests)?);
-                floor_rates.push(measure(floor.addr, &floor_requests)?);
+                gateway_runs.push(measured(measure, o.gateway, &s.requests, o.gateway_pid)?);
+                floor_runs.push(measured(measure, floor.addr, &floor_requests, Some(floor.child.id()))?);
             }
-            let rounds: Vec<String> = gateway_rates
+            let rounds: Vec<String> = gateway_runs
                 .iter()
-                .zip(&floor_rates)
-                .map(|(g, f)| format!("{:.0}k/{:.0}k", g / 1e3, f / 1e3))
+                .zip(&floor_runs)
+                .map(|(g, f)| format!("{:.0}k/{:.0}k", g.run.per_second / 1e3, f.run.per_second / 1e3))
                 .collect();
-            let (gateway_rate, floor_rate) = (median(gateway_rates), median(floor_rates));
+            let rate = |runs: &[Measured]| median(runs.iter().map(|m| m.run.per_second).collect());
+            let (gateway_rate, floor_rate) = (rate(&gateway_runs), rate(&floor_runs));
             let ratio = gateway_rate / floor_rate;
             println!(
                 "  {:<48} {harness:<4} gateway {gateway_rate:>7.0}/s  floor {floor_rate:>7.0}/s  {:>4.0} %   rounds (gateway/floor): {}",
@@ -189,6 +250,20 @@ fn run(o: &Options) -> Result<(), String> {
                 ratio * 100.0,
                 rounds.join(" ")
             );
+            let cpu = |runs: &[Measured]| -> Option<(f64, f64)> {
+                let per: Option<Vec<f64>> = runs.iter().map(Measured::cpu_per_request).collect();
+                let busy: Option<Vec<f64>> = runs.iter().map(Measured::utilisation).collect();
+                Some((median(per?), median(busy?)))
+            };
+            if let (Some((g_us, g_busy)), Some((f_us, f_busy))) = (cpu(&gateway_runs), cpu(&floor_runs)) {
+                println!(
+                    "    server CPU per request: gateway {g_us:.1} µs (its core {:.0} % busy), floor {f_us:.1} µs ({:.0} % busy): \
+                     with the server core saturated the gateway would serve {:.0} % of the floor's rate",
+                    g_busy * 100.0,
+                    f_busy * 100.0,
+                    100.0 * f_us / g_us
+                );
+            }
             println!(
                 "target: host gateway >= 90 % of the transport floor ({}, {harness}): {} ({:.0} %)",
                 s.name,
@@ -207,7 +282,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 /// This bin's client: requests per second over all connections, closed loop.
-fn closed_loop(addr: SocketAddr, requests: &[Vec<u8>], o: &Options) -> Result<f64, String> {
+fn closed_loop(addr: SocketAddr, requests: &[Vec<u8>], o: &Options) -> Result<Run, String> {
     let deadline = Instant::now() + Duration::from_secs(o.seconds);
     let start = Instant::now();
     let workers: Vec<_> = (0..o.connections)
@@ -230,7 +305,8 @@ fn closed_loop(addr: SocketAddr, requests: &[Vec<u8>], o: &Options) -> Result<f6
     for w in workers {
         total += w.join().map_err(|_| "a load thread panicked")?.map_err(|e| format!("{addr}: {e}"))?;
     }
-    Ok(total as f64 / start.elapsed().as_secs_f64())
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(Run { per_second: total as f64 / seconds, requests: total, seconds })
 }
 
 /// `wrk`: one thread, the same connections and duration; returns its `Requests/sec`. The script only
@@ -238,7 +314,7 @@ fn closed_loop(addr: SocketAddr, requests: &[Vec<u8>], o: &Options) -> Result<f6
 /// the same bytes on every connection: with a Lua `request()` function it would call into Lua for every
 /// request, which costs client CPU on every request. (The load bin spreads the
 /// token poll over four device codes; the server's work is the same for each.)
-fn wrk(addr: SocketAddr, requests: &[Vec<u8>], script: &std::path::Path, o: &Options) -> Result<f64, String> {
+fn wrk(addr: SocketAddr, requests: &[Vec<u8>], script: &std::path::Path, o: &Options) -> Result<Run, String> {
     let text = String::from_utf8_lossy(&requests[0]).into_owned();
     let (head, body) = text.split_once("\r\n\r\n").ok_or("a request without a head")?;
     let mut lines = head.split("\r\n");
@@ -268,9 +344,20 @@ fn wrk(addr: SocketAddr, requests: &[Vec<u8>], script: &std::path::Path, o: &Opt
     if let Some(line) = text.lines().find(|l| l.contains("Socket errors")) {
         return Err(format!("wrk against {addr}: {}", line.trim()));
     }
-    text.lines()
+    let per_second: f64 = text
+        .lines()
         .find_map(|l| l.trim().strip_prefix("Requests/sec:").and_then(|v| v.trim().parse().ok()))
-        .ok_or(format!("no Requests/sec in wrk's output: {text}"))
+        .ok_or(format!("no Requests/sec in wrk's output: {text}"))?;
+    // "  123456 requests in 2.00s, 12.34MB read"
+    let (requests, seconds) = text
+        .lines()
+        .find_map(|l| {
+            let (n, rest) = l.trim().split_once(" requests in ")?;
+            let secs = rest.split_once('s')?.0.parse::<f64>().ok()?;
+            Some((n.parse::<u64>().ok()?, secs))
+        })
+        .ok_or(format!("no request count in wrk's output: {text}"))?;
+    Ok(Run { per_second, requests, seconds })
 }
 
 /// A client socket, bound to `source` (port chosen by the system) when given, with `TCP_NODELAY` and
@@ -377,11 +464,21 @@ fn device_load(o: &Options) -> Result<(), String> {
         );
     }
     if ok < total {
+        let (too_many, unavailable) =
+            (statuses.get(&429).copied().unwrap_or(0), statuses.get(&503).copied().unwrap_or(0));
         println!(
-            "    the grant table filled after {ok} grants (capacity minus the harness's own live grants): every \
-             later request was refused (503 when no slot can be reclaimed, 429 over a source's share)"
+            "    the 200s stopped after {ok} grants (the table's capacity less the harness's own live grants and \
+             the slots the policy keeps for new sources); then 429 ({too_many}: a source holding as many live grants \
+             as slots are left) and 503 ({unavailable}: no slot left at all)"
         );
     }
+    // A source that sent nothing yet still finds a slot while any is left (the policy's promise).
+    let fresh = Ipv4Addr::new(127, 0, 0, DEVICE_SOURCES.end() + 1);
+    let mut s = connect(o.gateway, Some(fresh)).map_err(|e| format!("POST /oauth/device from {fresh}: {e}"))?;
+    let mut buf = vec![0u8; 16 * 1024];
+    s.write_all(&req).map_err(|e| e.to_string())?;
+    let len = read_response(&mut s, &mut buf).map_err(|e| format!("POST /oauth/device from {fresh}: {e}"))?;
+    println!("    then one request from a new source, {fresh}: {}", status_of(&buf[..len]));
     Ok(())
 }
 
