@@ -11,6 +11,8 @@
 #        LOAD_PIN=0       no taskset (server and clients share every core)
 #        LOAD_WRK=0       skip wrk even if it is installed (Debian package `wrk`)
 #        LOAD_GATEWAY_ARGS  more options for the gateway
+#        LOAD_GATEWAY_BIN   a gateway executable built elsewhere (another commit),
+#                           instead of this tree's examples/gateway.rs
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SECONDS_PER_RUN=${1:-2}
@@ -19,9 +21,13 @@ ROUNDS=${3:-3}
 SERVER_CPU=${LOAD_SERVER_CPU:-0}
 CLIENT_CPU=${LOAD_CLIENT_CPU:-1}
 
-cargo build -q --release --example gateway
 cargo build -q --release -p oauth2-devices-benches --bin load
 TARGET_DIR=$(cargo metadata --format-version 1 --no-deps | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')
+GATEWAY_BIN=${LOAD_GATEWAY_BIN:-}
+if [ -z "$GATEWAY_BIN" ]; then
+    cargo build -q --release --example gateway
+    GATEWAY_BIN="$TARGET_DIR/release/examples/gateway"
+fi
 
 server=()
 client=()
@@ -44,7 +50,7 @@ fi
 work=$(mktemp -d)
 # The gateway logs one line per request; keep it in a file, not a terminal.
 # shellcheck disable=SC2086
-"${server[@]}" "$TARGET_DIR/release/examples/gateway" --addr 127.0.0.1:0 --no-state ${LOAD_GATEWAY_ARGS:-} \
+"${server[@]}" "$GATEWAY_BIN" --addr 127.0.0.1:0 --no-state ${LOAD_GATEWAY_ARGS:-} \
     >"$work/gateway.log" 2>&1 &
 gateway=$!
 cleanup() {
