@@ -13,4 +13,6 @@ fn main() {
     }
     let g = sizes::per_grant();
     println!("target: <= 32 B of RAM per pending grant: {} ({g} B)", if g <= 32 { "met" } else { "MISSED" });
+    let f = sizes::per_family();
+    println!("target: <= 32 B of RAM per token family: {} ({f} B)", if f <= 32 { "met" } else { "MISSED" });
 }
