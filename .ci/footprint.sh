@@ -29,8 +29,9 @@ PROBE_TARGET_DIR="$PROBE/target"
 OUT="$PROBE_TARGET_DIR/footprint"
 LOG=${FOOTPRINT_LOG:-$OUT/measure.log}
 TIMEOUT=${FOOTPRINT_TIMEOUT:-120}
-# The flash target of the library (core_http minus baseline), in bytes: advisory.
-FLASH_TARGET=$((32 * 1024))
+# The flash target of the library (core_http minus baseline, default features with the pages), in
+# bytes: advisory (BENCHMARKS.md; without the `page` feature the target is 38 KiB, benches/flash-nopage.sh).
+FLASH_TARGET=$((44 * 1024))
 
 log() { printf '==> %s\n' "$*" >&2; }
 

@@ -216,7 +216,7 @@ fn main() -> ! {
     let mut salt = [0u8; 16];
     rng.fill_bytes(&mut salt);
     let (s, p) = measure(|| requests::provider(&mut rng, &[0x42; 32], salt));
-    r.row("(start-up: Provider::new, 2 clients)", s);
+    r.row("(start-up: Provider::build by value, 2 clients)", s);
     let Some(mut p) = p else {
         r.check(false, "provider");
         exit(false)
