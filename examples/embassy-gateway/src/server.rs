@@ -16,8 +16,12 @@ use embassy_net::Stack;
 use embassy_sync::blocking_mutex::raw::NoopRawMutex;
 use embassy_sync::blocking_mutex::Mutex;
 use embassy_sync::signal::Signal;
-use embassy_time::{with_deadline, with_timeout, Duration, Instant, Timer};
-use embedded_io_async::{ErrorKind, ErrorType, Read, Write};
+#[cfg(feature = "no-oauth")]
+use embassy_time::with_deadline;
+use embassy_time::{with_timeout, Duration, Instant, Timer};
+#[cfg(feature = "no-oauth")]
+use embedded_io_async::Read;
+use embedded_io_async::{ErrorKind, ErrorType, Write};
 
 use crate::config;
 
@@ -66,7 +70,10 @@ pub use oauth::*;
 mod oauth {
     use core::fmt::Write as _;
 
-    use oauth2_devices::http::{self, Application, Authorized, LogEntry, Request, Response, User};
+    use embassy_futures::select::{select, Either};
+    use oauth2_devices::http::conn::{AsyncTransport, Clock, Closed, Limits, State as ConnState};
+    use oauth2_devices::http::pool::{Admit, Pool, EMBEDDED_PER_PEER};
+    use oauth2_devices::http::{self, Application, Authorized, LogEntry, Request, Response, Timing, User};
     use oauth2_devices::prelude::*;
     use oauth2_devices::snapshot::max_snapshot_len;
     use oauth2_devices::storage::SnapshotSlots;
@@ -278,15 +285,137 @@ mod oauth {
         }
     }
 
-    /// Serves one accepted connection with the crate's HTTP driver.
-    pub(super) async fn serve_oauth(
+    /// Connection slots: one fewer than the sockets, so one socket task is always listening (with
+    /// none, embassy-net answers a new connection with a reset): the task that accepts beyond the
+    /// slots either closes an idle connection to take its slot, or answers `503` with `Retry-After`
+    /// at once and listens again. The policy (per-peer cap, idle first) is the library's
+    /// (`oauth2_devices::http::pool`); the deadlines are `http::conn::Limits::EMBEDDED` with the
+    /// configured read timeout as the head deadline.
+    pub const SLOTS: usize = config::SOCKETS - 1;
+
+    /// The pool, and which socket task holds each slot.
+    type Slots = (Pool<SLOTS>, [Option<usize>; SLOTS]);
+
+    /// The pool and, per socket task, the signal that closes its connection when the pool evicts it.
+    pub struct Connections {
+        pool: Mutex<NoopRawMutex, RefCell<Slots>>,
+        evict: [Signal<NoopRawMutex, ()>; config::SOCKETS],
+    }
+
+    impl Connections {
+        /// Empty, [`EMBEDDED_PER_PEER`] connections per peer address.
+        pub const fn new() -> Self {
+            Self {
+                pool: Mutex::new(RefCell::new((Pool::new().with_per_peer(EMBEDDED_PER_PEER), [None; SLOTS]))),
+                evict: [const { Signal::new() }; config::SOCKETS],
+            }
+        }
+    }
+
+    /// The connection deadlines: [`Limits::EMBEDDED`], the head deadline from the read timeout.
+    fn limits(settings: &Settings) -> Limits {
+        let head = settings.read_timeout.as_millis();
+        Limits { head_deadline: head, idle_deadline: Limits::EMBEDDED.idle_deadline.min(head), ..Limits::EMBEDDED }
+    }
+
+    /// Milliseconds since boot, for the connection deadlines.
+    struct Uptime;
+
+    impl Clock for Uptime {
+        fn now_ms(&self) -> u64 {
+            Instant::now().as_millis()
+        }
+    }
+
+    /// A `TcpSocket` as the library's timed transport; an eviction ends its wait for a request.
+    pub struct PooledSocket<'s, 'b> {
+        socket: &'s mut TcpSocket<'b>,
+        evict: &'s Signal<NoopRawMutex, ()>,
+    }
+
+    impl ErrorType for PooledSocket<'_, '_> {
+        type Error = ConnError;
+    }
+
+    impl AsyncTransport for PooledSocket<'_, '_> {
+        async fn read_within(&mut self, buf: &mut [u8], timeout_ms: u64) -> Result<Option<usize>, ConnError> {
+            let read = with_timeout(Duration::from_millis(timeout_ms), self.socket.read(buf));
+            match select(read, self.evict.wait()).await {
+                Either::First(Ok(Ok(n))) => Ok(Some(n)),
+                Either::First(Ok(Err(e))) => Err(ConnError::Tcp(e)),
+                Either::First(Err(_)) => Ok(None),
+                Either::Second(()) => Err(ConnError::Evicted),
+            }
+        }
+
+        async fn write_within(&mut self, buf: &[u8], timeout_ms: u64) -> Result<Option<usize>, ConnError> {
+            match with_timeout(Duration::from_millis(timeout_ms), self.socket.write(buf)).await {
+                Ok(Ok(n)) => Ok(Some(n)),
+                Ok(Err(e)) => Err(ConnError::Tcp(e)),
+                Err(_) => Ok(None),
+            }
+        }
+
+        async fn shutdown_write(&mut self) -> Result<(), ConnError> {
+            self.socket.close();
+            let _ = with_timeout(Duration::from_millis(config::LINGER_MS), self.socket.flush()).await;
+            Ok(())
+        }
+    }
+
+    /// Admits an accepted connection into the pool and serves it, or refuses it; then closes it.
+    pub(super) async fn serve_pooled(
+        id: usize,
         shared: &Shared,
         settings: &Settings,
-        io: &mut TimedSocket<'_, '_>,
-        peer: Option<SocketAddr>,
+        socket: &mut TcpSocket<'_>,
         input: &mut [u8],
         output: &mut [u8],
-    ) -> Result<(), &'static str> {
+    ) {
+        let peer: Option<SocketAddr> = socket.remote_endpoint().map(Into::into);
+        let ip = peer.map_or(core::net::IpAddr::V4(core::net::Ipv4Addr::UNSPECIFIED), |p| p.ip());
+        let conns = &shared.conns;
+        let admitted = conns.pool.lock(|c| {
+            let (pool, holders) = &mut *c.borrow_mut();
+            let admit = pool.admit(ip, Instant::now().as_millis());
+            let (victim, ticket) = match admit {
+                Admit::Slot(t) => (None, Some(t)),
+                Admit::EvictIdle { slot, then } => (holders.get(slot).copied().flatten(), Some(then)),
+                Admit::Refuse { retry_after } => return Err(retry_after),
+            };
+            if let Some(slot) = ticket.and_then(|t| holders.get_mut(t.index())) {
+                *slot = Some(id);
+            }
+            Ok((victim, ticket))
+        });
+        let ticket = match admitted {
+            Ok((victim, Some(ticket))) => {
+                if let Some(victim) = victim {
+                    info!("socket {}: an idle connection (socket {}) closed for {:?}", id, victim, peer);
+                    if let Some(signal) = conns.evict.get(victim) {
+                        signal.signal(());
+                    }
+                }
+                ticket
+            }
+            Ok((_, None)) => return,
+            Err(retry_after) => {
+                info!("socket {}: busy, 503 to {:?}", id, peer);
+                let mut buf = [0u8; 128];
+                let answer = http::status::busy(retry_after, &mut buf);
+                let _ = with_timeout(Duration::from_secs(1), socket.write_all(answer)).await;
+                close_now(socket).await;
+                return;
+            }
+        };
+        // A signal raised for this task's previous connection is stale.
+        let Some(evict) = conns.evict.get(id) else { return };
+        evict.reset();
+        let mut on_state = |state: ConnState| {
+            conns.pool.lock(|c| c.borrow_mut().0.set(ticket, state, Instant::now().as_millis()));
+        };
+        let timing = Timing { limits: limits(settings), clock: &Uptime, on_state: &mut on_state };
+        let mut io = PooledSocket { socket, evict };
         let handler = |request: http::Framed<'_>, response: &mut [u8]| {
             // The lock is held for this synchronous call only.
             let (served, changed) = shared.state.lock(|cell| {
@@ -310,12 +439,35 @@ mod oauth {
             }
             served
         };
-        match http::serve_async(&settings.http, io, input, output, handler).await {
-            Ok(()) => Ok(()),
-            Err(http::ServeError::Io(ConnError::Timeout)) => Err("timeout"),
-            Err(http::ServeError::Io(ConnError::Tcp(tcp::Error::ConnectionReset))) => Err("reset"),
-            Err(_) => Err("I/O error"),
+        let closed = http::serve_timed_async(&settings.http, timing, &mut io, input, output, handler).await;
+        match closed {
+            Ok(Closed::HeadDeadline) => info!("socket {}: timeout (request not whole, 408) ({:?})", id, peer),
+            Ok(Closed::Idle) => info!("socket {}: timeout (idle) ({:?})", id, peer),
+            Ok(Closed::WriteDeadline) => info!("socket {}: timeout (write) ({:?})", id, peer),
+            Ok(_) => {}
+            Err(http::ServeError::Io(ConnError::Evicted)) => info!("socket {}: evicted ({:?})", id, peer),
+            Err(http::ServeError::Io(ConnError::Tcp(tcp::Error::ConnectionReset))) => {}
+            Err(_) => info!("socket {}: I/O error ({:?})", id, peer),
         }
+        conns.pool.lock(|c| {
+            let (pool, holders) = &mut *c.borrow_mut();
+            if pool.owns(ticket) {
+                pool.release(ticket);
+                if let Some(slot) = holders.get_mut(ticket.index()) {
+                    *slot = None;
+                }
+            }
+        });
+        close_now(socket).await;
+    }
+
+    /// After the driver's own drain: FIN, a short wait for it to leave, then a reset if the peer is
+    /// still there (the socket is reused at once).
+    async fn close_now(socket: &mut TcpSocket<'_>) {
+        socket.close();
+        let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
+        socket.abort();
+        let _ = with_timeout(Duration::from_millis(100), socket.flush()).await;
     }
 }
 
@@ -326,13 +478,16 @@ pub struct Shared {
     pub state: Mutex<NoopRawMutex, RefCell<Gateway>>,
     /// Raised after a request that changed the provider's durable state.
     pub dirty: Signal<NoopRawMutex, ()>,
+    /// Who holds which connection slot.
+    #[cfg(not(feature = "no-oauth"))]
+    pub conns: Connections,
 }
 
 impl Shared {
     /// Wraps a gateway.
     #[cfg(not(feature = "no-oauth"))]
     pub fn new(gw: Gateway) -> Self {
-        Self { state: Mutex::new(RefCell::new(gw)), dirty: Signal::new() }
+        Self { state: Mutex::new(RefCell::new(gw)), dirty: Signal::new(), conns: Connections::new() }
     }
 
     /// No state (the `no-oauth` build).
@@ -349,10 +504,14 @@ impl Shared {
 /// Why a timed read or write failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConnError {
-    /// The request did not arrive whole in time, or a write stalled for the whole timeout.
+    /// The request did not arrive whole in time, or a write stalled for the whole timeout (the
+    /// `no-oauth` build; the server's deadlines are the driver's).
+    #[cfg_attr(not(feature = "no-oauth"), allow(dead_code))]
     Timeout,
     /// The TCP connection failed.
     Tcp(tcp::Error),
+    /// The pool closed this idle connection to admit another.
+    Evicted,
 }
 
 impl core::fmt::Display for ConnError {
@@ -360,6 +519,7 @@ impl core::fmt::Display for ConnError {
         match self {
             Self::Timeout => f.write_str("timeout"),
             Self::Tcp(e) => write!(f, "{e:?}"),
+            Self::Evicted => f.write_str("evicted"),
         }
     }
 }
@@ -371,23 +531,28 @@ impl embedded_io_async::Error for ConnError {
         match self {
             Self::Timeout => ErrorKind::TimedOut,
             Self::Tcp(e) => embedded_io_async::Error::kind(e),
+            Self::Evicted => ErrorKind::ConnectionAborted,
         }
     }
 }
 
 /// A socket whose reads fail once `timeout` has passed since the accept or the last response: an idle
 /// connection, or a request that dribbles in, is dropped after `timeout` in all. A write that makes no
-/// progress for `timeout` fails too.
+/// progress for `timeout` fails too. (The `no-oauth` build's; the server's connections follow the
+/// library's connection policy, [`PooledSocket`].)
+#[cfg(feature = "no-oauth")]
 pub struct TimedSocket<'s, 'b> {
     socket: &'s mut TcpSocket<'b>,
     timeout: Duration,
     deadline: Instant,
 }
 
+#[cfg(feature = "no-oauth")]
 impl ErrorType for TimedSocket<'_, '_> {
     type Error = ConnError;
 }
 
+#[cfg(feature = "no-oauth")]
 impl Read for TimedSocket<'_, '_> {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, ConnError> {
         match with_deadline(self.deadline, self.socket.read(buf)).await {
@@ -397,6 +562,7 @@ impl Read for TimedSocket<'_, '_> {
     }
 }
 
+#[cfg(feature = "no-oauth")]
 impl Write for TimedSocket<'_, '_> {
     async fn write(&mut self, buf: &[u8]) -> Result<usize, ConnError> {
         match with_timeout(self.timeout, self.socket.write(buf)).await {
@@ -436,31 +602,29 @@ pub async fn http_task(
             continue;
         }
         socket.set_nagle_enabled(false);
-        #[cfg(not(feature = "no-oauth"))]
-        let peer: Option<SocketAddr> = socket.remote_endpoint().map(Into::into);
-        let mut io = TimedSocket {
-            socket: &mut socket,
-            timeout: settings.read_timeout,
-            deadline: Instant::now() + settings.read_timeout,
-        };
 
         #[cfg(not(feature = "no-oauth"))]
-        let result = serve_oauth(shared, settings, &mut io, peer, &mut input[..], &mut output[..]).await;
+        serve_pooled(id, shared, settings, &mut socket, &mut input[..], &mut output[..]).await;
+
         #[cfg(feature = "no-oauth")]
-        let result = serve_fixed(&mut io, &mut input[..], &mut output[..]).await;
-
-        if let Err(why) = result {
-            match socket.remote_endpoint() {
-                Some(peer) => info!("socket {}: {} ({})", id, why, peer),
-                None => info!("socket {}: {}", id, why),
+        {
+            let _ = (id, shared);
+            let mut io = TimedSocket {
+                socket: &mut socket,
+                timeout: settings.read_timeout,
+                deadline: Instant::now() + settings.read_timeout,
+            };
+            if let Err(why) = serve_fixed(&mut io, &mut input[..], &mut output[..]).await {
+                info!("socket {}: {}", id, why);
             }
+            linger(&mut socket).await;
         }
-        linger(&mut socket).await;
     }
 }
 
 /// Closes politely: FIN first, then a short drain so the peer reads our last response rather than a
 /// reset caused by unread input; then the socket is aborted (RST) if the peer is still there.
+#[cfg(feature = "no-oauth")]
 async fn linger(socket: &mut TcpSocket<'_>) {
     let linger = Duration::from_millis(config::LINGER_MS);
     socket.close();
