@@ -487,19 +487,24 @@ check_device_example() {
 
 # --- connections under abuse ---------------------------------------------------------------------------
 # An attacker (.ci/conn-attacker.py, from the namespace's own address) takes the gateway's sockets three
-# ways while a client, from another address of the namespace on the host build (QEMU's user-mode network
-# shows every peer as one address), makes requests. The library's pool keeps one socket listening,
+# ways while a client, from another address of the namespace, makes requests (the host build; on the
+# emulated board, the idle case only, see below). The library's pool keeps one socket listening,
 # closes idle connections first and caps each peer at 2 of the 3 slots; the bound on each client
 # request comes from the configured deadlines (3 read timeouts plus 5 s), with curl retrying a 503.
 ABUSE_COUNT=6
 check_abuse() {
-    local mode t0 ms slowest bound i apid client=()
+    local mode t0 ms slowest bound i apid client=() modes=(idle dribble close-dribble)
     bound=$((3 * READ_TIMEOUT + 5))
     [ "$KIND" = host ] && client=(--interface "$CLIENT_IP")
-    for mode in idle dribble close-dribble; do
+    # Through QEMU's user-mode network every connection comes from one address: a client there is the
+    # attacker's twin, which the per-peer cap cannot tell apart from it. There the idle case shows
+    # that a peer at its cap gets its own idle connection recycled; the host build runs all three.
+    [ "$KIND" = mps2 ] && modes=(idle)
+    for mode in "${modes[@]}"; do
         log "$KIND: $ABUSE_COUNT '$mode' attacker connections beside a client"
-        nsx python3 "$ROOT/.ci/conn-attacker.py" "$mode" "$CONNECT_HOST" "$CONNECT_PORT" "$ABUSE_COUNT" 30 \
-            >"$WORK/attacker-$mode.log" 2>&1 &
+        # Not through nsx (a shell function): $! must be the attacker itself (ip netns exec execs it).
+        ip netns exec "$NS" python3 "$ROOT/.ci/conn-attacker.py" "$mode" "$CONNECT_HOST" "$CONNECT_PORT" \
+            "$ABUSE_COUNT" 30 >"$WORK/attacker-$mode.log" 2>&1 &
         apid=$!
         BG_PIDS+=("$apid")
         sleep 2 # the attacker takes what it can
@@ -515,9 +520,12 @@ check_abuse() {
         done
         kill "$apid" 2>/dev/null || true
         wait "$apid" 2>/dev/null || true
-        ok "$KIND: $mode attacker: 5 client requests served, slowest $slowest ms (bound $bound s); $(tail -n 1 "$WORK/attacker-$mode.log")"
+        ok "$KIND: $mode attacker: 5 client requests served, slowest $slowest ms (bound $bound s)"
     done
-    # A real flow once the attackers are gone.
+    # A real flow once the attackers are gone, from the attacker's own address: its slots come back
+    # as the gateway sees its connections end (within the drain deadline).
+    req --retry 10 --retry-delay 1 --retry-all-errors --retry-max-time "$bound" "$BASE/"
+    [ "$STATUS" = 200 ] || fail "$KIND: the attacker's address is not served after it left: HTTP $STATUS"
     authorize -d client_id=tv-demo
     approve "$USER_CODE"
     poll_token -d client_id=tv-demo
