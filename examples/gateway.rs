@@ -77,8 +77,9 @@ const BOARD_TABLES: (usize, usize, usize) = (16, 16, 16);
 
 static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
 
-/// The demo's user table: login, password, id, display name.
-const USERS: &[(&str, &str, UserId, &str)] = &[("alice", "wonderland", 1, "alice")];
+/// The demo's users (signed in with HTTP Basic on the pages).
+static USERS: http::StaticUsers<'static> =
+    http::StaticUsers::new(&[http::StaticUser { login: "alice", password: "wonderland", id: 1, name: "alice" }]);
 
 const USAGE: &str = "usage: gateway [--addr HOST:PORT] [--issuer URL] [--device-code-lifetime SECS] [--interval SECS]
                [--access-token-lifetime SECS] [--refresh-token-lifetime SECS] [--read-timeout SECS]
@@ -444,22 +445,9 @@ struct Gateway {
     peer: SocketAddr,
 }
 
-/// Compares secrets without an early exit.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 impl Application for Gateway {
     fn user(&mut self, req: &Request<'_>) -> Option<User> {
-        let mut scratch = [0u8; 256];
-        let (login, password) = http::basic_auth(req.header("authorization")?, &mut scratch)?;
-        let mut found = None;
-        for &(l, p, id, name) in USERS {
-            if same(l, login) & same(p, password) {
-                found = Some(User::new(id, name));
-            }
-        }
-        found
+        USERS.sign_in(req)
     }
 
     fn protected(&self, _method: &str, path: &str, scopes: &ScopeRegistry) -> Option<ScopeSet> {
@@ -471,7 +459,7 @@ impl Application for Gateway {
             res.set_status(405).header("Allow", "GET");
             return;
         }
-        let name = USERS.iter().find(|u| u.2 == auth.token.user).map_or("", |u| u.3);
+        let name = USERS.by_id(auth.token.user).map_or("", |u| u.name);
         let scope = auth.scopes.to_string::<128>(auth.token.scopes).unwrap_or_default();
         let me = serde_json::json!({
             "sub": auth.token.user.to_string(),

@@ -147,6 +147,7 @@ mod page;
 mod parse;
 pub mod pool;
 mod server;
+mod signin;
 pub mod status;
 #[cfg(feature = "std")]
 pub mod tcp;
@@ -157,6 +158,7 @@ pub use driver::{serve, serve_async, serve_timed, serve_timed_async, ServeError,
 pub use emit::{Response, PREFIX_ROOM};
 pub use parse::{frame, headers, read_request, Frame, Framed, Headers, Reject, Request, MAX_HEADERS};
 pub use server::{answer, handle};
+pub use signin::{StaticUser, StaticUsers};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;

@@ -45,13 +45,14 @@ pub fn provider(rng: &mut rand_chacha::ChaCha20Rng) -> TestProvider {
 }
 
 /// Users: alice / wonderland (id 1) and mallory / x (id 2, with HTML in her name).
+pub static USERS: http::StaticUsers<'static> = http::StaticUsers::new(&[
+    http::StaticUser { login: "alice", password: "wonderland", id: 1, name: "alice" },
+    http::StaticUser { login: "mallory", password: "x", id: 2, name: "<b>mallory</b>" },
+]);
+
+/// Signs the request's user in against [`USERS`].
 pub fn sign_in(req: &Request<'_>) -> Option<User> {
-    let mut scratch = [0u8; 96];
-    match http::basic_auth(req.header("authorization")?, &mut scratch)? {
-        ("alice", "wonderland") => Some(User::new(1, "alice")),
-        ("mallory", "x") => Some(User::new(2, "<b>mallory</b>")),
-        _ => None,
-    }
+    USERS.sign_in(req)
 }
 
 /// The test application: `/api/me` needs `profile`, `/api/sensors` needs `sensors:read`, `/hello` is

@@ -61,20 +61,15 @@ pub static CLIENTS: &[ClientSpec] = &[
     ClientSpec { id: "printer-demo", name: "Demo printer", secret: Some("printer-secret") },
 ];
 
-/// A person who may sign in on the verification page (HTTP Basic).
-pub struct UserSpec {
-    /// Login.
-    pub login: &'static str,
-    /// Password (demo: in clear; a real gateway stores a salted hash).
-    pub password: &'static str,
-    /// The id carried in tokens (`sub`).
-    pub id: u32,
-    /// Shown on the page.
-    pub name: &'static str,
-}
-
-/// The users.
-pub static USERS: &[UserSpec] = &[UserSpec { login: "alice", password: "wonderland", id: 1, name: "alice" }];
+/// The people who may sign in on the verification page (HTTP Basic; demo: passwords in clear, compared
+/// as digests in constant time by the library's `StaticUsers`).
+pub static USERS: oauth2_devices::http::StaticUsers<'static> =
+    oauth2_devices::http::StaticUsers::new(&[oauth2_devices::http::StaticUser {
+        login: "alice",
+        password: "wonderland",
+        id: 1,
+        name: "alice",
+    }]);
 
 /// Network settings of the host build (defaults; see `--help`).
 #[cfg(feature = "host")]

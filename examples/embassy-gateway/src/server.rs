@@ -204,22 +204,9 @@ mod oauth {
         pub started: u64,
     }
 
-    /// Compares secrets without an early exit.
-    fn same(a: &str, b: &str) -> bool {
-        a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-    }
-
     impl Application for DemoApp {
         fn user(&mut self, req: &Request<'_>) -> Option<User> {
-            let mut scratch = [0u8; 192];
-            let (login, password) = http::basic_auth(req.header("authorization")?, &mut scratch)?;
-            let mut found = None;
-            for u in config::USERS {
-                if same(u.login, login) & same(u.password, password) {
-                    found = Some(User::new(u.id, u.name));
-                }
-            }
-            found
+            config::USERS.sign_in(req)
         }
 
         fn protected(&self, _method: &str, path: &str, scopes: &ScopeRegistry) -> Option<ScopeSet> {
@@ -232,7 +219,7 @@ mod oauth {
                 return;
             }
             let id = auth.token.user;
-            let name = config::USERS.iter().find(|u| u.id == id).map_or("", |u| u.name);
+            let name = config::USERS.by_id(id).map_or("", |u| u.name);
             let client = auth.client.map_or("", |c| c.id());
             let scope = auth.scopes.to_string::<128>(auth.token.scopes).unwrap_or_default();
             res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
