@@ -44,6 +44,22 @@ pub fn provider<R: CryptoRng>(rng: &mut R, key: &[u8; 32], salt: [u8; 16]) -> Op
     .ok()
 }
 
+/// The same provider built in place: `Provider::new` (a `const fn`, so a firmware puts it in a
+/// `static`) here, then [`init_in_place`] with the configuration.
+pub fn new_in_place(salt: [u8; 16]) -> Option<Probe> {
+    let mut clients = FixedClients::<4>::new();
+    clients.add(Client::public(CLIENT_ID, "Living-room TV").ok()?).ok()?;
+    let secret = SecretHash::with_salt(SECRET, salt);
+    clients.add(Client::confidential(CONFIDENTIAL_ID, "Office printer", secret).ok()?).ok()?;
+    Some(Provider::new(clients, FixedGrants::new()))
+}
+
+/// `Provider::init` on a provider that already lives where it will stay.
+pub fn init_in_place<R: CryptoRng>(p: &mut Probe, rng: &mut R, key: &[u8; 32]) -> bool {
+    let Ok(scopes) = ScopeRegistry::new(SCOPES) else { return false };
+    p.init(Config::new("https://gw.local/activate"), ServerKey::new(1, key), scopes, rng).is_ok()
+}
+
 /// `POST /device_authorization`: the codes and their JSON body (or the error's JSON body).
 pub fn device_authorization<R: CryptoRng>(
     p: &mut Probe,

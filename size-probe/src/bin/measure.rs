@@ -217,6 +217,14 @@ fn main() -> ! {
     rng.fill_bytes(&mut salt);
     let (s, p) = measure(|| requests::provider(&mut rng, &[0x42; 32], salt));
     r.row("(start-up: Provider::build by value, 2 clients)", s);
+    // The firmware's way: the provider already where it stays (a `static` there; this frame here), then
+    // `init` in place. What start-up then costs beyond the provider's own bytes is this row.
+    if let Some(mut in_place) = requests::new_in_place(salt) {
+        let (s, ok) = measure(|| requests::init_in_place(&mut in_place, &mut rng, &[0x42; 32]));
+        r.row("(start-up: Provider::init in place)", s);
+        r.check(ok, "Provider::init");
+        black_box(&in_place);
+    }
     let Some(mut p) = p else {
         r.check(false, "provider");
         exit(false)
