@@ -254,10 +254,6 @@ fn server_key(state_dir: Option<&Path>) -> Result<[u8; 32], String> {
     Ok(key)
 }
 
-fn leak(s: String) -> &'static str {
-    Box::leak(s.into_boxed_str())
-}
-
 /// Seconds since the Unix epoch: a clock that survives restarts, so a persisted key keeps its tokens
 /// valid (the provider ignores a clock that steps back).
 fn unix_now() -> u64 {
@@ -400,7 +396,7 @@ const DEMO_PRINTER_SECRET: &str = "printer-secret";
 
 fn build<const G: usize, const F: usize, const S: usize>(
     opts: &Options,
-    issuer: &'static str,
+    issuer: &str,
     printer_secret: &str,
 ) -> Result<(Shared<G, F, S>, Option<State>), String> {
     let mut seed = [0u8; 32];
@@ -746,7 +742,8 @@ fn main() -> ExitCode {
         }
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let issuer = leak(opts.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local}")));
+    let issuer = opts.issuer.clone().unwrap_or_else(|| format!("{scheme}://{local}"));
+    let issuer = issuer.as_str();
     // First line, always: scripts and tests wait for it to learn the address.
     println!("listening on {scheme}://{local}");
     match &tls {
@@ -789,7 +786,7 @@ fn main() -> ExitCode {
 fn run<const G: usize, const F: usize, const S: usize>(
     opts: &Options,
     listener: TcpListener,
-    issuer: &'static str,
+    issuer: &str,
     secret: &str,
     tls: Option<tls::Tls>,
 ) -> ExitCode {
@@ -821,11 +818,28 @@ fn run<const G: usize, const F: usize, const S: usize>(
     print_help(issuer, secret, G, F, cacert.as_deref());
     spawn_log_writer();
 
+    let limits = opts.limits;
+    // Scoped threads: the connections borrow the configuration (and its issuer) from here.
+    std::thread::scope(|scope| accept_loop(scope, &listener, opts, &cfg, &shared, &state, tls.as_ref(), limits));
+    ExitCode::SUCCESS
+}
+
+/// Accepts, admits into the pool and starts one thread per connection, for ever.
+#[allow(clippy::too_many_arguments)]
+fn accept_loop<'scope, 'env, const G: usize, const F: usize, const S: usize>(
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    listener: &TcpListener,
+    opts: &Options,
+    cfg: &'env HttpConfig<'env>,
+    shared: &Arc<Mutex<Shared<G, F, S>>>,
+    state: &Option<Arc<Mutex<State>>>,
+    tls: Option<&Arc<rustls::ServerConfig>>,
+    limits: Limits,
+) {
     let clock = Arc::new(StdClock::new());
     let pool = Pool::new().with_limit(opts.max_connections).with_per_peer(opts.max_per_peer);
     let connections = Arc::new(Mutex::new(Connections { pool, sockets: Vec::new() }));
     Connections::lock(&connections).sockets.resize_with(opts.max_connections, || None);
-    let limits = opts.limits;
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -861,16 +875,15 @@ fn run<const G: usize, const F: usize, const S: usize>(
         let state = state.clone();
         let conns = connections.clone();
         let clock = clock.clone();
-        let tls = tls.clone();
+        let tls = tls.cloned();
         let handshake = opts.handshake_timeout;
-        let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn(move || {
+        let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn_scoped(scope, move || {
             let tls = tls.as_ref().map(|config| (config, handshake));
-            serve_connection(stream, peer, ticket, &conns, &clock, tls, &shared, state.as_deref(), &cfg, limits);
+            serve_connection(stream, peer, ticket, &conns, &clock, tls, &shared, state.as_deref(), cfg, limits);
         });
         if let Err(e) = spawned {
             eprintln!("cannot start a connection thread: {e}");
             release(&connections, ticket);
         }
     }
-    ExitCode::SUCCESS
 }
