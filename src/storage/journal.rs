@@ -38,7 +38,6 @@ impl Journal {
     }
 
     fn push(&mut self, entry: u32) {
-        self.header = true;
         if self.all || self.listed().contains(&entry) {
             return;
         }
@@ -55,7 +54,7 @@ impl Journal {
         self.entries.get(..usize::from(self.len)).unwrap_or(&[])
     }
 
-    /// A grant slot changed (the header goes with every change: it carries the clock).
+    /// A grant slot changed.
     pub(crate) fn grant(&mut self, slot: usize) {
         match u32::try_from(slot).ok().filter(|&s| s < FAMILY) {
             Some(s) => self.push(s),
@@ -71,7 +70,7 @@ impl Journal {
         }
     }
 
-    /// Only the header changed (a new serial lease).
+    /// The header changed (a new serial lease, a restore).
     pub(crate) fn header(&mut self) {
         self.header = true;
     }
@@ -90,6 +89,11 @@ impl Journal {
     /// Everything must be written (a checkpoint).
     pub(crate) const fn is_all(&self) -> bool {
         self.all
+    }
+
+    /// The header must be written.
+    pub(crate) const fn has_header(&self) -> bool {
+        self.header
     }
 
     /// The listed slots, in the order they changed first.

@@ -166,8 +166,12 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             let mut lens = [None::<usize>; JOURNAL_SLOTS + 1];
             let mut keys = [HEADER_KEY; JOURNAL_SLOTS + 1];
             let mut n = 0;
+            // The header only when it changed: the clock alone is not worth a write (a restore also
+            // takes the newest time the families carry as a lower bound, see `restore_from`).
+            let skip = usize::from(!journal.has_header());
             for (i, chunk) in values.chunks_mut(SLOT).enumerate() {
-                let (key, len) = match i.checked_sub(1).map(|d| journal.slots().nth(d)) {
+                let Some(row) = i.checked_add(skip) else { break };
+                let (key, len) = match row.checked_sub(1).map(|d| journal.slots().nth(d)) {
                     None => (HEADER_KEY, Some(self.header_value(chunk)?)),
                     Some(None) => break,
                     Some(Some(Dirty::Grant(s))) => (
@@ -330,7 +334,10 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             *t.next_serial = lease.wrapping_add(SERIAL_RESTORE_GAP);
             *t.serial_lease = *t.next_serial;
         }
-        let stored_clock = header.map_or(0, |(c, _)| c);
+        // The header is written with serial leases and checkpoints, not with every change: the newest
+        // time a family carries is a lower bound of the stored clock too.
+        let family_clock = t.families.iter().map(|(_, f)| f.approved_at.max(f.last_used)).max().unwrap_or(0);
+        let stored_clock = header.map_or(0, |(c, _)| c).max(family_clock);
         let behind = now < stored_clock && trust == ClockTrust::Untrusted;
         let status = match report.found {
             Found::Empty => StoreStatus::Empty,
