@@ -28,6 +28,8 @@
 //! restarted and the downtime is unknown: the provider then fails safe, keeping the serial counter but
 //! dropping every grant and token family (devices start a new flow, clients re-authorize), because
 //! keeping them could let a token outlive its lifetime. [`Restored::clock_was_behind`] reports it.
+//! A clock the application knows to be right (an RTC that kept running, SNTP) is restored with
+//! [`Provider::restore_with`] and [`ClockTrust::Trusted`]: then nothing is dropped.
 //!
 //! # Flash wear
 //! [`Provider::durable_version`] changes only when durable state does: one write when the user approves

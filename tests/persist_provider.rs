@@ -292,3 +292,58 @@ fn a_legacy_snapshot_migrates_and_keeps_a_paired_device() {
     assert!(bearer(&q2, 302, &t2).is_ok());
     assert_eq!(q2.token(303, &poll(&a.device_code)).unwrap_err().code, ErrorCode::InvalidGrant);
 }
+
+#[test]
+fn power_cut_at_every_byte_of_a_migration_leaves_the_empty_or_the_migrated_store() {
+    let (mut p, mut rng) = setup(6);
+    let a = start(&mut p, &mut rng, 100);
+    p.approve(101, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
+    let t = p.token(102, &poll(&a.device_code)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = p.save(&mut buf).unwrap();
+    let snapshot = buf[..n].to_vec();
+    let (mut empty, mut migrated) = (0, 0);
+    for cut in 0..100_000usize {
+        let mut q = setup(999).0;
+        let mut s = store(Flash::new(LEN).cut_after(cut));
+        assert_eq!(block_on(q.restore_from(200, ClockTrust::Untrusted, &mut s)).unwrap().status, StoreStatus::Empty);
+        let legacy = Legacy::Intact(oauth2_devices::storage::LegacySnapshot { seq: 1, payload: &snapshot });
+        let done = block_on(q.migrate_legacy(200, ClockTrust::Untrusted, legacy, &mut s)).is_ok();
+        let flash = s.into_inner().powered();
+        let (q2, status, _) = reboot(&flash, 300, ClockTrust::Untrusted);
+        assert!(matches!(status, StoreStatus::Empty | StoreStatus::Restored), "cut {cut}: {status:?}");
+        if bearer(&q2, 300, &t).is_ok() {
+            migrated += 1;
+        } else {
+            // Nothing of the snapshot arrived: the store is empty (the next boot migrates again) or holds
+            // only a state before the migration's checkpoint.
+            assert_eq!(q2.live_families(300), 0, "cut {cut}");
+            empty += 1;
+            assert!(!done, "cut {cut}: a migration that returned Ok is durable");
+        }
+        if done {
+            println!("{cut} cut points: {empty} left no state, {migrated} the migrated one");
+            assert!(empty > 0);
+            return;
+        }
+    }
+    panic!("the migration never completed");
+}
+
+#[test]
+fn many_changes_between_persists_overflow_into_one_checkpoint() {
+    let (mut p, mut rng) = setup(7);
+    let mut s = fresh(&mut p);
+    let mut tokens = Vec::new();
+    for i in 0..6u32 {
+        let a = start(&mut p, &mut rng, 100 + u64::from(i));
+        p.approve(110, &a.user_code.display(), b"u", i, ScopeSet::EMPTY).unwrap();
+        tokens.push(p.token(120, &poll(&a.device_code)).unwrap());
+    }
+    // Twelve slots changed: more than the journal lists.
+    let r = block_on(p.persist(&mut s)).unwrap();
+    assert!(r.checkpoint && r.records >= 13, "{r:?}");
+    let (q, status, _) = reboot(&s.into_inner(), 130, ClockTrust::Untrusted);
+    assert_eq!(status, StoreStatus::Restored);
+    assert!(tokens.iter().all(|t| bearer(&q, 130, t).is_ok()));
+}

@@ -20,9 +20,20 @@
 //! | [`GRANT_KEY`] + slot (1 ..= 0x7FFF) | postcard(`PendingGrant`), the snapshot's grant encoding; decided grants only; removed when the slot is emptied, undecided or expired |
 //! | [`FAMILY_KEY`] + slot (0x8000 ..= 0xFFFF) | postcard(`Family`), the snapshot's family encoding; removed when revoked or expired |
 //!
-//! Every persist writes the header with the records its change journal lists, in one commit (or the
-//! whole state in one checkpoint), so the state on flash is always one the provider had. A value is at
-//! most [`MAX_RECORD_LEN`] bytes; [`provider_store_config`] sizes a store for a provider's tables.
+//! A persist writes the records its change journal lists (the header only when the serial lease moved
+//! or after a restore: the clock alone is not worth a write, and a restore takes the newest time a family
+//! carries as a lower bound of the stored clock) in one commit, or the whole state in one checkpoint when
+//! the journal overflowed, the store asks for a checkpoint or the changes do not fit one frame; so the
+//! state on flash is always one the provider had. A value is at most [`MAX_RECORD_LEN`] bytes;
+//! [`provider_store_config`] sizes a store for a provider's tables.
+//!
+//! At start: [`crate::provider::Provider::restore_from`] with a [`crate::snapshot::ClockTrust`], then
+//! (store empty) [`crate::provider::Provider::migrate_legacy`] with what [`find_legacy_snapshot`] found,
+//! then [`crate::provider::Provider::persist`] before serving. A restore that finds damage
+//! ([`Found::Corrupted`], or a record that does not decode) or an untrusted clock behind the stored one
+//! drops every grant and token family and keeps the serial lease, and the next persist checkpoints that
+//! state: an older record never becomes the current state, so no revoked token, spent code or rotated
+//! refresh token becomes valid again.
 //!
 //! ## On flash
 //! The log is a FIFO queue of [`sequential-storage`](sequential_storage) on the range: pages (erase blocks)
