@@ -24,7 +24,8 @@ pub(crate) enum Dirty {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Journal {
     entries: [u32; JOURNAL_SLOTS],
-    len: u8,
+    /// A `u32`, so the journal is 40 bytes on every target (the provider's size is documented).
+    len: u32,
     /// The header (clock, serial lease) changed.
     header: bool,
     /// More changed than the list holds, or the whole state was replaced: write everything.
@@ -41,7 +42,7 @@ impl Journal {
         if self.all || self.listed().contains(&entry) {
             return;
         }
-        match self.entries.get_mut(usize::from(self.len)) {
+        match self.entries.get_mut(self.len as usize) {
             Some(e) => {
                 *e = entry;
                 self.len = self.len.saturating_add(1);
@@ -51,7 +52,7 @@ impl Journal {
     }
 
     fn listed(&self) -> &[u32] {
-        self.entries.get(..usize::from(self.len)).unwrap_or(&[])
+        self.entries.get(..self.len as usize).unwrap_or(&[])
     }
 
     /// A grant slot changed.
