@@ -347,3 +347,22 @@ fn many_changes_between_persists_overflow_into_one_checkpoint() {
     assert_eq!(status, StoreStatus::Restored);
     assert!(tokens.iter().all(|t| bearer(&q, 130, t).is_ok()));
 }
+
+#[test]
+fn snapshot_restore_with_a_trusted_clock_keeps_everything() {
+    let (mut p, mut rng) = setup(8);
+    let a = start(&mut p, &mut rng, 1000);
+    p.approve(1001, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
+    let t = p.token(1002, &poll(&a.device_code)).unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = p.save(&mut buf).unwrap();
+    // Behind the snapshot's clock: the old call fails safe, a trusted clock keeps the device.
+    let mut q = setup(999).0;
+    assert!(q.restore(5, &buf[..n]).unwrap().clock_was_behind);
+    assert!(bearer(&q, 1003, &t).is_err());
+    let mut q = setup(999).0;
+    let r = q.restore_with(5, ClockTrust::Trusted, &buf[..n]).unwrap();
+    assert!(!r.clock_was_behind && r.families == 1);
+    assert_eq!(q.clock(), 1002);
+    assert!(bearer(&q, 5, &t).is_ok());
+}
