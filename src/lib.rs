@@ -164,7 +164,7 @@ pub mod prelude {
     };
     pub use crate::request::{ClientCredentials, DeviceAuthorizationRequest, Grant, TokenQuery, TokenRequest};
     pub use crate::scope::{ScopeRegistry, ScopeSet};
-    pub use crate::snapshot::{max_snapshot_len, Restored, SnapshotError};
+    pub use crate::snapshot::{max_snapshot_len, ClockTrust, Restored, SnapshotError};
     pub use crate::token::{AccessClaims, AccessToken, RefreshToken};
 }
 

@@ -28,6 +28,8 @@
 //! restarted and the downtime is unknown: the provider then fails safe, keeping the serial counter but
 //! dropping every grant and token family (devices start a new flow, clients re-authorize), because
 //! keeping them could let a token outlive its lifetime. [`Restored::clock_was_behind`] reports it.
+//! A clock the application knows to be right (an RTC that kept running, SNTP) is restored with
+//! [`Provider::restore_with`] and [`ClockTrust::Trusted`]: then nothing is dropped.
 //!
 //! # Flash wear
 //! [`Provider::durable_version`] changes only when durable state does: one write when the user approves
@@ -205,6 +207,20 @@ impl fmt::Display for SnapshotError {
 
 impl core::error::Error for SnapshotError {}
 
+/// Whether `now` given at a restore can be trusted when it is behind the stored clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum ClockTrust {
+    /// `now` comes from a clock known to be right (an RTC that kept running, a clock set by SNTP): the
+    /// state is restored whole even if `now` is behind the stored clock, and the provider's clock is the
+    /// later of the two.
+    Trusted,
+    /// `now` may have restarted (uptime since boot, an RTC that lost power): when it is behind the
+    /// stored clock the downtime is unknown, so grants and token families are dropped and the serial
+    /// counter kept.
+    Untrusted,
+}
+
 /// What a restore brought back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Restored {
@@ -278,7 +294,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// `now` is the current time; see the module docs for what happens when it is behind the
     /// snapshot's clock.
     pub fn restore(&mut self, now: u64, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
-        let restored = self.restore_inner(now, snapshot);
+        self.restore_with(now, ClockTrust::Untrusted, snapshot)
+    }
+
+    /// [`Provider::restore`] with an explicit clock trust: with [`ClockTrust::Trusted`] a `now` behind the
+    /// snapshot's clock keeps everything (the provider's clock becomes the snapshot's).
+    pub fn restore_with(&mut self, now: u64, trust: ClockTrust, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
+        let restored = self.restore_inner(now, trust, snapshot);
         match &restored {
             Ok(r) if r.clock_was_behind => {
                 log_warn!("snapshot: the clock is behind the snapshot's; grants and token families dropped")
@@ -289,7 +311,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         restored
     }
 
-    fn restore_inner(&mut self, now: u64, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
+    fn restore_inner(&mut self, now: u64, trust: ClockTrust, snapshot: &[u8]) -> Result<Restored, SnapshotError> {
         let (body, tag) = snapshot.split_at(snapshot.len().saturating_sub(TAG_LEN));
         if tag.len() < TAG_LEN || body.len() < 4 {
             return Err(SnapshotError::Truncated);
@@ -332,7 +354,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         }
         // Pass 2: apply.
         let now = secs(now);
-        let behind = now < header.clock;
+        let behind = now < header.clock && trust == ClockTrust::Untrusted;
         self.touched();
         let t = self.tables();
         for slot in 0..capacity {

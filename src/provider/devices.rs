@@ -34,7 +34,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         }
         self.families.set(usize::from(slot), None);
         self.withdraw_approval(serial);
-        self.touch();
+        self.touch_family(usize::from(slot));
         true
     }
 }

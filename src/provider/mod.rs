@@ -38,6 +38,7 @@ use crate::key::{Domain, KeyRing, ServerKey};
 use crate::limit::{AttemptLimiter, LimitConfig, RateLimited};
 use crate::request::ClientCredentials;
 use crate::scope::ScopeRegistry;
+use crate::storage::journal::Journal;
 
 mod bearer;
 mod device;
@@ -183,6 +184,8 @@ pub struct Provider<C, G, const F: usize, const S: usize> {
     clock: Cell<u32>,
     /// Bumped on every change a snapshot must capture (see [`Provider::durable_version`]).
     durable: u32,
+    /// Which records changed since the last [`Provider::persist`] (the record store's unit of writing).
+    journal: Journal,
 }
 
 impl<C, G, const F: usize, const S: usize> fmt::Debug for Provider<C, G, F, S> {
@@ -234,6 +237,7 @@ impl<C, G, const F: usize, const S: usize> Provider<C, G, F, S> {
             serial_lease: 0,
             clock: Cell::new(0),
             durable: 0,
+            journal: Journal::new(),
         }
     }
 
@@ -333,8 +337,55 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.durable
     }
 
+    /// A durable change the journal cannot name slot by slot: everything is written at the next persist.
     fn touch(&mut self) {
         self.durable = self.durable.wrapping_add(1);
+        self.journal.everything();
+    }
+
+    /// A durable change of one grant slot.
+    fn touch_grant(&mut self, slot: usize) {
+        self.durable = self.durable.wrapping_add(1);
+        self.journal.grant(slot);
+    }
+
+    /// A durable change of one family slot.
+    fn touch_family(&mut self, slot: usize) {
+        self.durable = self.durable.wrapping_add(1);
+        self.journal.family(slot);
+    }
+
+    /// A durable change of a grant slot and of the family slot of `serial` (approval, exchange).
+    fn touch_serial(&mut self, grant_slot: usize, serial: u32) {
+        self.touch_grant(grant_slot);
+        match self.families.find_serial(serial) {
+            Some(slot) => self.journal.family(slot),
+            None => self.journal.everything(),
+        }
+    }
+
+    /// The change journal, for [`Provider::persist`].
+    pub(crate) fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// The change journal, to clear after a persist or to mark a restored state.
+    pub(crate) fn journal_mut(&mut self) -> &mut Journal {
+        &mut self.journal
+    }
+
+    /// The keys and the durable tables at once, for a load that checks frames while it fills the tables.
+    pub(crate) fn keys_and_tables(&mut self) -> (&KeyRing, Tables<'_, G, F>) {
+        (
+            &self.keys,
+            Tables {
+                grants: &mut self.grants,
+                families: &mut self.families,
+                next_serial: &mut self.next_serial,
+                serial_lease: &mut self.serial_lease,
+                clock: &self.clock,
+            },
+        )
     }
 
     /// The durable tables, for `snapshot` and `fuzzing`. A caller that changes them calls
@@ -376,7 +427,8 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.next_serial = serial.wrapping_add(1);
         if serial == self.serial_lease {
             self.serial_lease = serial.wrapping_add(SERIAL_LEASE);
-            self.touch();
+            self.durable = self.durable.wrapping_add(1);
+            self.journal.header();
         }
         serial
     }
@@ -485,10 +537,13 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// device has not exchanged it yet (its next poll gets `access_denied`). Returns whether a family
     /// (a reservation included, expired or not) was in the table.
     pub fn revoke_serial(&mut self, serial: u32) -> bool {
+        for (slot, _) in self.families.iter().filter(|(_, f)| f.serial == serial) {
+            self.journal.family(slot);
+        }
         let found = self.families.revoke_serial(serial);
         if found {
             self.withdraw_approval(serial);
-            self.touch();
+            self.durable = self.durable.wrapping_add(1);
         }
         found
     }
@@ -499,6 +554,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         for s in 0..self.grants.capacity() {
             if let Some(g) = self.grants.get_mut(s).filter(|g| g.serial == serial && g.state == GrantState::Approved) {
                 g.state = GrantState::Denied;
+                self.journal.grant(s);
             }
         }
     }

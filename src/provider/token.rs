@@ -80,7 +80,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
                 if let Some(gm) = self.grants.get_mut(slot) {
                     gm.state = GrantState::Exchanged;
                 }
-                self.touch();
+                self.touch_serial(slot, g.serial);
                 Ok(tokens)
             }
         }
@@ -205,7 +205,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             ..family
         };
         self.families.set(slot, Some(rotated));
-        self.touch();
+        self.touch_family(slot);
         self.mint(now, slot, &rotated, scopes)
     }
 }

@@ -152,7 +152,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             gm.mark = user;
             gm.state = GrantState::Approved;
         }
-        self.touch();
+        self.touch_serial(slot, g.serial);
         self.info(slot)
     }
 
@@ -165,7 +165,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(ApproveError::AlreadyDecided);
         }
         g.state = GrantState::Denied;
-        self.touch();
+        self.touch_grant(slot);
         self.info(slot)
     }
 

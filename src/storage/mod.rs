@@ -11,6 +11,30 @@
 //! log may be overwritten. Loading ([`RecordStore::load`]) hands the records of the newest state the log
 //! proves to a closure, and says what it found ([`Found`]).
 //!
+//! ## The provider's records
+//! [`crate::provider::Provider::persist`] writes, and [`crate::provider::Provider::restore_from`] reads:
+//!
+//! | key | value |
+//! |---|---|
+//! | [`HEADER_KEY`] (0) | postcard(version `u8` = 1, clock `u32`, serial lease `u32`) |
+//! | [`GRANT_KEY`] + slot (1 ..= 0x7FFF) | postcard(`PendingGrant`), the snapshot's grant encoding; decided grants only; removed when the slot is emptied, undecided or expired |
+//! | [`FAMILY_KEY`] + slot (0x8000 ..= 0xFFFF) | postcard(`Family`), the snapshot's family encoding; removed when revoked or expired |
+//!
+//! A persist writes the records its change journal lists (the header only when the serial lease moved
+//! or after a restore: the clock alone is not worth a write, and a restore takes the newest time a family
+//! carries as a lower bound of the stored clock) in one commit, or the whole state in one checkpoint when
+//! the journal overflowed, the store asks for a checkpoint or the changes do not fit one frame; so the
+//! state on flash is always one the provider had. A value is at most [`MAX_RECORD_LEN`] bytes;
+//! [`provider_store_config`] sizes a store for a provider's tables.
+//!
+//! At start: [`crate::provider::Provider::restore_from`] with a [`crate::snapshot::ClockTrust`], then
+//! (store empty) [`crate::provider::Provider::migrate_legacy`] with what [`find_legacy_snapshot`] found,
+//! then [`crate::provider::Provider::persist`] before serving. A restore that finds damage
+//! ([`Found::Corrupted`], or a record that does not decode) or an untrusted clock behind the stored one
+//! drops every grant and token family and keeps the serial lease, and the next persist checkpoints that
+//! state: an older record never becomes the current state, so no revoked token, spent code or rotated
+//! refresh token becomes valid again.
+//!
 //! ## On flash
 //! The log is a FIFO queue of [`sequential-storage`](sequential_storage) on the range: pages (erase blocks)
 //! used in a ring, each item with a CRC-checked header and a CRC of its data, a page erased only when the
@@ -112,8 +136,10 @@ mod error;
 mod file;
 mod frame;
 mod geometry;
+pub(crate) mod journal;
 pub mod legacy;
 mod load;
+mod persist;
 mod record;
 mod store;
 
@@ -123,5 +149,9 @@ pub use error::StoreError;
 pub use file::{FileFlash, FileFlashError};
 pub use legacy::{find_legacy_snapshot, Legacy, LegacySnapshot, SnapshotSlots, StorageError};
 pub use load::{Found, LoadReport};
+pub use persist::{
+    provider_store_config, Migrated, PersistReport, StoreRestored, StoreStatus, FAMILY_KEY, GRANT_KEY, HEADER_KEY,
+    MAX_RECORD_LEN,
+};
 pub use record::{Record, RecordKey};
 pub use store::{Committed, LogUsage, RecordStore, StoreConfig};
