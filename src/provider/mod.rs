@@ -391,13 +391,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
     /// The durable tables, for `snapshot` and `fuzzing`. A caller that changes them calls
     /// [`Provider::touched`] after.
     pub(crate) fn tables(&mut self) -> Tables<'_, G, F> {
-        Tables {
-            grants: &mut self.grants,
-            families: &mut self.families,
-            next_serial: &mut self.next_serial,
-            serial_lease: &mut self.serial_lease,
-            clock: &self.clock,
-        }
+        self.keys_and_tables().1
     }
 
     /// The durable tables, read-only.
