@@ -145,10 +145,18 @@ pub fn http_from(
 /// A TCP connection to `addr` from `source` (port chosen by the system), with a 10 s connect timeout.
 pub fn connect_from(source: IpAddr, addr: &str) -> TcpStream {
     let to: SocketAddr = addr.parse().expect("a socket address");
-    let socket = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None).expect("socket");
-    socket.bind(&SocketAddr::new(source, 0).into()).unwrap_or_else(|e| panic!("bind {source}: {e}"));
-    socket.connect_timeout(&to.into(), Duration::from_secs(10)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-    socket.into()
+    try_connect_from(source, to, Duration::from_secs(10)).unwrap_or_else(|e| panic!("{source} -> {addr}: {e}"))
+}
+
+/// A TCP connection to `to` from `source`, `timeout` for the connect and for every read and write.
+pub fn try_connect_from(source: IpAddr, to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
+    let socket = socket2::Socket::new(socket2::Domain::for_address(to), socket2::Type::STREAM, None)?;
+    socket.bind(&SocketAddr::new(source, 0).into())?;
+    socket.connect_timeout(&to.into(), timeout)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    Ok(stream)
 }
 
 fn send(mut s: TcpStream, addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {

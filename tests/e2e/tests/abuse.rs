@@ -8,7 +8,7 @@
 //! the test's legitimate requests are done (or at a hard end time).
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -16,7 +16,6 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use oauth2_devices_e2e::Gateway;
-use socket2::{Domain, Socket, Type};
 
 const ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const CLIENT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
@@ -40,13 +39,7 @@ fn addr(gw: &Gateway) -> SocketAddr {
 
 /// A TCP connection from `source` (any port) with read and write timeouts.
 fn connect_from(source: Ipv4Addr, to: SocketAddr, timeout: Duration) -> std::io::Result<TcpStream> {
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.bind(&SocketAddr::V4(SocketAddrV4::new(source, 0)).into())?;
-    socket.connect_timeout(&to.into(), timeout)?;
-    let stream: TcpStream = socket.into();
-    stream.set_read_timeout(Some(timeout))?;
-    stream.set_write_timeout(Some(timeout))?;
-    Ok(stream)
+    oauth2_devices_e2e::try_connect_from(source.into(), to, timeout)
 }
 
 /// Reads one response with `Content-Length` from `s`: its status.
