@@ -313,7 +313,7 @@ impl State {
     /// Writes a captured snapshot unless a newer one is already stored (outside the provider's lock).
     fn write(&mut self, version: u32, bytes: &[u8]) {
         // Versions only grow; a wrapped counter compares by distance.
-        if version.wrapping_sub(self.saved) as i32 <= 0 && self.saved != u32::MAX {
+        if version.wrapping_sub(self.saved) as i32 <= 0 {
             return;
         }
         match self.slots.store(bytes) {
@@ -357,21 +357,22 @@ fn open_state<const G: usize, const F: usize, const S: usize>(
     if !migrate {
         return Ok(State { slots, saved: provider.durable_version() });
     }
-    // Keep the old file until the new one holds the state, so a crash in between loses nothing.
+    // The new layout is written beside the old file and renamed over it once it holds the state, so a
+    // crash in between leaves the old file as it was (migrated again on the next start).
     drop(slots);
-    let old = dir.join("snapshots.bin.old");
-    std::fs::rename(&path, &old).map_err(io)?;
-    let flash = FileFlash::open(&path, 2 * slot).map_err(io)?;
-    let slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
-    // `u32::MAX` as "nothing saved yet": the next write always goes through.
-    let mut state = State { slots, saved: u32::MAX };
+    let new = dir.join("snapshots.bin.new");
+    let _ = std::fs::remove_file(&new);
+    let new_io = |e: std::io::Error| format!("{}: {e}", new.display());
+    let flash = FileFlash::open(&new, 2 * slot).map_err(new_io)?;
+    let mut slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
     let mut bytes = vec![0u8; max_snapshot_len(G, F)];
     let n = provider.save(&mut bytes).map_err(|e| e.to_string())?;
-    state.write(provider.durable_version(), bytes.get(..n).unwrap_or_default());
-    if state.saved == u32::MAX {
-        return Err(format!("{}: cannot write the migrated state", path.display()));
-    }
-    let _ = std::fs::remove_file(&old);
+    slots.store(bytes.get(..n).unwrap_or_default()).map_err(|e| format!("{}: {e}", new.display()))?;
+    drop(slots);
+    std::fs::rename(&new, &path).map_err(io)?;
+    let flash = FileFlash::open(&path, 2 * slot).map_err(io)?;
+    let slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
+    let state = State { slots, saved: provider.durable_version() };
     println!("state: migrated {} to this build's table sizes", path.display());
     Ok(state)
 }

@@ -130,7 +130,7 @@ fn a_state_file_of_the_32_slot_layout_is_migrated() {
     drop(gw);
     let len = std::fs::metadata(dir.join("snapshots.bin")).unwrap().len();
     assert!(len > 32 * 1024, "the file was not rewritten at the new size ({len} bytes)");
-    assert!(!dir.join("snapshots.bin.old").exists(), "the old file outlived a successful migration");
+    assert!(!dir.join("snapshots.bin.new").exists(), "the migration left its temporary file");
 
     let gw = Gateway::start(&args);
     assert_eq!(me(&gw, &new_access), 200, "the refresh made after the migration survives a restart");
