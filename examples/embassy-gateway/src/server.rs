@@ -364,19 +364,18 @@ mod oauth {
         let conns = &shared.conns;
         let admitted = conns.pool.lock(|c| {
             let (pool, holders) = &mut *c.borrow_mut();
-            let admit = pool.admit(ip, Instant::now().as_millis());
-            let (victim, ticket) = match admit {
-                Admit::Slot(t) => (None, Some(t)),
-                Admit::EvictIdle { slot, then } => (holders.get(slot).copied().flatten(), Some(then)),
+            let (victim, ticket) = match pool.admit(ip, Instant::now().as_millis()) {
+                Admit::Slot(t) => (None, t),
+                Admit::EvictIdle { slot, then } => (holders.get(slot).copied().flatten(), then),
                 Admit::Refuse { retry_after } => return Err(retry_after),
             };
-            if let Some(slot) = ticket.and_then(|t| holders.get_mut(t.index())) {
-                *slot = Some(id);
+            if let Some(holder) = holders.get_mut(ticket.index()) {
+                *holder = Some(id);
             }
             Ok((victim, ticket))
         });
         let ticket = match admitted {
-            Ok((victim, Some(ticket))) => {
+            Ok((victim, ticket)) => {
                 if let Some(victim) = victim {
                     info!("socket {}: an idle connection (socket {}) closed for {:?}", id, victim, peer);
                     if let Some(signal) = conns.evict.get(victim) {
@@ -385,7 +384,6 @@ mod oauth {
                 }
                 ticket
             }
-            Ok((_, None)) => return,
             Err(retry_after) => {
                 info!("socket {}: busy, 503 to {:?}", id, peer);
                 let mut buf = [0u8; 128];
