@@ -264,9 +264,13 @@ kill_gateway() { # SIGKILL: a power cut for the firmware, a crash for the host p
 
 # --- HTTP helpers --------------------------------------------------------------------------------------
 # req ARGS...: runs curl in the namespace; sets STATUS, BODY (and HEADERS).
+# What every client here does on a `503` (the answer of a full connection pool): retry after its
+# Retry-After, a few times. One address may hold 2 of the board's 3 serving sockets, and the pollers,
+# the page user and the checks all share one.
+POLITE=(--retry 4)
 req() {
     local out
-    out=$(nsx curl -sS -m 10 -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@") || {
+    out=$(nsx curl "${POLITE[@]}" -sS -m 10 -D "$WORK/headers" -o "$WORK/body" -w '%{http_code}' "$@") || {
         STATUS=000
         BODY=
         HEADERS=
@@ -302,7 +306,7 @@ authorize() {
 # approve USER_CODE: the verification page as a person uses it (GET, read the CSRF field, POST approve).
 approve() {
     local html csrf
-    html=$(nsx curl -sS -m 10 -u alice:wonderland "$BASE/activate?user_code=$1") || fail "$KIND: GET /activate failed"
+    html=$(nsx curl "${POLITE[@]}" -sS -m 10 -u alice:wonderland "$BASE/activate?user_code=$1") || fail "$KIND: GET /activate failed"
     csrf=$(printf '%s' "$html" | sed -n 's/.*name="csrf" value="\([^"]*\)".*/\1/p')
     [ -n "$csrf" ] || fail "$KIND: no CSRF field on the confirmation page: $html"
     req -u alice:wonderland --data-urlencode "user_code=$1" --data-urlencode "csrf=$csrf" -d action=approve \
@@ -411,7 +415,7 @@ check_confidential() {
 
 poller() { # poller N: a whole device flow, polling at the interval; writes its outcome to $WORK/poller.N
     local n=$1 body dc uc status i
-    body=$(nsx curl -sS -m 10 -d client_id=tv-demo -d scope=profile "$BASE/oauth/device") || {
+    body=$(nsx curl "${POLITE[@]}" -sS -m 10 -d client_id=tv-demo -d scope=profile "$BASE/oauth/device") || {
         echo "authorize failed" >"$WORK/poller.$n"
         return 1
     }
@@ -420,7 +424,7 @@ poller() { # poller N: a whole device flow, polling at the interval; writes its 
     echo "$uc" >"$WORK/code.$n"
     for i in $(seq 30); do # at most 30 polls of at most 5 s each
         sleep "$INTERVAL"  # the protocol's polling interval
-        status=$(nsx curl -sS -m 5 -o "$WORK/poll.$n" -w '%{http_code}' -d client_id=tv-demo \
+        status=$(nsx curl "${POLITE[@]}" -sS -m 5 -o "$WORK/poll.$n" -w '%{http_code}' -d client_id=tv-demo \
             -d "grant_type=$DC_GRANT" -d "device_code=$dc" "$BASE/oauth/token") || continue
         if [ "$status" = 200 ]; then
             echo ok >"$WORK/poller.$n"

@@ -11,8 +11,13 @@
 //! - **Admission**, in this order: a peer at its cap gets one of its own idle connections recycled
 //!   (closed to admit the new one), else it is refused; below its cap it gets a free slot; if none is
 //!   free, an idle keep-alive connection is closed to admit it — the one of the peer holding the most
-//!   slots, the longest idle among those — then a connection still draining after its last response;
-//!   only when every slot is reading or writing a request is the new connection refused.
+//!   slots, the longest idle among those — then a connection still draining after its last response,
+//!   then a connection that has sent nothing since it was accepted [`Pool::grace`] ago or longer;
+//!   only when every slot is reading or writing a request, or is a connection accepted less than the
+//!   grace ago, is the new connection refused.
+//! - **Grace**: a connection just accepted has not had the time to send its first request (a client
+//!   connects, then writes), so for [`FRESH_GRACE_MS`] it is never closed to admit another: closing it
+//!   would only trade one client's request for another's.
 //! - **Refused**: the peer is answered `503` with `Retry-After` ([`super::status::busy`]) and closed.
 //! - **Reclaimed**: an idle slot when someone needs it (above) or at the idle deadline; a reading
 //!   slot at the head deadline, a draining one at the drain deadline ([`super::conn`]). A request
@@ -37,6 +42,9 @@ pub const HOST_PER_PEER: usize = 16;
 pub const EMBEDDED_PER_PEER: usize = 2;
 /// The `Retry-After` of a refusal, in seconds.
 pub const RETRY_AFTER: u32 = 1;
+/// How long a new connection may wait for its first request before the pool may close it for
+/// another, in milliseconds.
+pub const FRESH_GRACE_MS: u64 = 1_000;
 
 /// A peer's key: the bytes of [`crate::source::of_ip`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +67,8 @@ pub enum Slot {
     Free,
     /// A connection reading or writing a request.
     Busy,
+    /// A connection accepted at the given time, waiting for its first request.
+    Fresh(u64),
     /// A keep-alive connection waiting for its next request since the given time.
     Idle(u64),
     /// A connection draining after its last response since the given time.
@@ -70,6 +80,8 @@ struct Entry {
     slot: Slot,
     peer: Peer,
     generation: u32,
+    /// Set at its first request: an idle connection is then a keep-alive one, not a fresh one.
+    asked: bool,
 }
 
 /// One connection's claim on a slot; stale once the slot was given to another connection.
@@ -112,6 +124,7 @@ pub struct Pool<const N: usize> {
     entries: [Entry; N],
     limit: usize,
     per_peer: usize,
+    grace: u64,
 }
 
 impl<const N: usize> Default for Pool<N> {
@@ -121,11 +134,22 @@ impl<const N: usize> Default for Pool<N> {
 }
 
 impl<const N: usize> Pool<N> {
-    /// `N` free slots, [`HOST_PER_PEER`] per peer (at most `N`).
+    /// `N` free slots, [`HOST_PER_PEER`] per peer (at most `N`), a grace of [`FRESH_GRACE_MS`].
     pub const fn new() -> Self {
-        let free = Entry { slot: Slot::Free, peer: Peer { bytes: [0; 8], len: 0 }, generation: 0 };
+        let free = Entry { slot: Slot::Free, peer: Peer { bytes: [0; 8], len: 0 }, generation: 0, asked: false };
         let per_peer = if HOST_PER_PEER < N { HOST_PER_PEER } else { N };
-        Self { entries: [free; N], limit: N, per_peer }
+        Self { entries: [free; N], limit: N, per_peer, grace: FRESH_GRACE_MS }
+    }
+
+    /// Protects a new connection for `ms` milliseconds after its accept (see the [module docs](self)).
+    pub const fn with_grace(mut self, ms: u64) -> Self {
+        self.grace = ms;
+        self
+    }
+
+    /// The grace of a new connection, in milliseconds.
+    pub const fn grace(&self) -> u64 {
+        self.grace
     }
 
     /// Uses only the first `limit` slots (1 to `N`).
@@ -196,8 +220,8 @@ impl<const N: usize> Pool<N> {
         }
     }
 
-    /// The slot to reclaim: an idle one (of `only`, if given) before a draining one; among idle ones,
-    /// the peer holding the most slots, then the longest idle.
+    /// The slot to reclaim (of `only`, if given): an idle one, then a draining one, then a fresh one
+    /// past its grace; among equals, the peer holding the most slots, then the longest waiting.
     fn victim(&self, now: u64, only: Option<Peer>) -> Option<usize> {
         let mut best: Option<(usize, (u8, usize, u64))> = None;
         for (index, e) in self.used().iter().enumerate() {
@@ -205,9 +229,10 @@ impl<const N: usize> Pool<N> {
                 continue;
             }
             let (rank, since) = match e.slot {
-                Slot::Idle(since) => (2, since),
-                Slot::Draining(since) => (1, since),
-                Slot::Free | Slot::Busy => continue,
+                Slot::Idle(since) => (3, since),
+                Slot::Draining(since) => (2, since),
+                Slot::Fresh(since) if now.saturating_sub(since) >= self.grace => (1, since),
+                Slot::Free | Slot::Busy | Slot::Fresh(_) => continue,
             };
             let key = (rank, self.held(e.peer), now.saturating_sub(since));
             if best.is_none_or(|(_, b)| key > b) {
@@ -222,8 +247,8 @@ impl<const N: usize> Pool<N> {
         if let Some(e) = self.entries.get_mut(index) {
             e.generation = e.generation.wrapping_add(1);
             generation = e.generation;
-            // Busy from admission to its first state (idle).
-            *e = Entry { slot: Slot::Busy, peer, generation };
+            // Busy from admission to its first state (idle, so fresh).
+            *e = Entry { slot: Slot::Busy, peer, generation, asked: false };
         }
         Ticket { index, generation }
     }
@@ -235,8 +260,12 @@ impl<const N: usize> Pool<N> {
     /// The connection of `t` entered `state` at `now` (ignored once the slot was reassigned).
     pub fn set(&mut self, t: Ticket, state: State, now: u64) {
         if let Some(e) = self.entry(t) {
+            if state != State::Idle {
+                e.asked = true;
+            }
             e.slot = match state {
-                State::Idle => Slot::Idle(now),
+                State::Idle if e.asked => Slot::Idle(now),
+                State::Idle => Slot::Fresh(now),
                 State::Reading | State::Writing => Slot::Busy,
                 State::Draining => Slot::Draining(now),
             };
@@ -264,6 +293,12 @@ mod tests {
     const A: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
     const B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 3));
     const C: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4));
+
+    /// `t` answered a request at `now` and waits, idle, for the next.
+    fn keep_alive<const N: usize>(p: &mut Pool<N>, t: Ticket, now: u64) {
+        p.set(t, State::Writing, now);
+        p.set(t, State::Idle, now);
+    }
 
     fn slot(a: Admit) -> Ticket {
         match a {
@@ -295,16 +330,16 @@ mod tests {
         let a1 = slot(p.admit(A, 0));
         let a2 = slot(p.admit(A, 0));
         let b0 = slot(p.admit(B, 0));
-        p.set(a0, State::Idle, 20);
-        p.set(a1, State::Idle, 10);
+        keep_alive(&mut p, a0, 20);
+        keep_alive(&mut p, a1, 10);
         p.set(a2, State::Reading, 10);
         // B's connection has been idle longest, but A holds more slots: A's longest idle goes.
-        p.set(b0, State::Idle, 1);
+        keep_alive(&mut p, b0, 1);
         let Admit::EvictIdle { slot, then } = p.admit(C, 30) else { panic!("evict") };
         assert_eq!((slot, then.index()), (a1.index(), a1.index()));
         // The evicted connection's ticket is stale: its updates and release change nothing.
         assert!(!p.owns(a1) && p.owns(then));
-        p.set(a1, State::Idle, 31);
+        keep_alive(&mut p, a1, 31);
         p.release(a1);
         assert_eq!(p.slot(then.index()), Slot::Busy);
         // Now A and B each hold... A: a0 (idle), a2 (busy); B: b0 (idle); C: then (busy). Tie on
@@ -319,7 +354,7 @@ mod tests {
         let a = slot(p.admit(A, 0));
         let b = slot(p.admit(B, 0));
         p.set(a, State::Draining, 0);
-        p.set(b, State::Idle, 5);
+        keep_alive(&mut p, b, 5);
         let Admit::EvictIdle { slot, then } = p.admit(C, 6) else { panic!("evict") };
         assert_eq!(slot, b.index());
         p.set(then, State::Writing, 6);
@@ -342,15 +377,62 @@ mod tests {
         assert!(matches!(p.admit(A, 1), Admit::Refuse { .. }));
         // Others still get in.
         let b = slot(p.admit(B, 1));
-        p.set(b, State::Idle, 1);
+        keep_alive(&mut p, b, 1);
         // A's idle connection is recycled for A; B's is left alone.
-        p.set(a1, State::Idle, 2);
+        keep_alive(&mut p, a1, 2);
         let Admit::EvictIdle { slot, then } = p.admit(A, 3) else { panic!("recycle") };
         assert_eq!(slot, a1.index());
         assert_eq!(p.held_by(A), 2);
         p.set(then, State::Reading, 3);
         assert!(matches!(p.admit(A, 4), Admit::Refuse { .. }));
         assert_eq!(p.slot(b.index()), Slot::Idle(1));
+    }
+
+    #[test]
+    fn a_new_connection_is_not_closed_for_another_within_its_grace() {
+        let mut p = Pool::<2>::new().with_per_peer(2).with_grace(100);
+        assert_eq!(p.grace(), 100);
+        let a0 = slot(p.admit(A, 0));
+        let a1 = slot(p.admit(A, 0));
+        // Both accepted, neither has sent a byte yet.
+        p.set(a0, State::Idle, 0);
+        p.set(a1, State::Idle, 10);
+        assert_eq!(p.slot(a0.index()), Slot::Fresh(0));
+        // Same peer at its cap, other peer on a full pool: nobody is closed within the grace.
+        assert!(matches!(p.admit(A, 50), Admit::Refuse { .. }));
+        assert!(matches!(p.admit(B, 99), Admit::Refuse { .. }));
+        // a0's grace is over: it may go, a1's is not.
+        let Admit::EvictIdle { slot, then } = p.admit(B, 100) else { panic!("evict a0") };
+        assert_eq!(slot, a0.index());
+        p.set(then, State::Reading, 100);
+        // Once it has asked something, a connection idle between requests is a keep-alive one at
+        // once, and goes before a fresh one past its grace.
+        let b = then;
+        keep_alive(&mut p, b, 120);
+        assert_eq!(p.slot(b.index()), Slot::Idle(120));
+        let Admit::EvictIdle { slot, .. } = p.admit(C, 500) else { panic!("evict b") };
+        assert_eq!(slot, b.index());
+    }
+
+    #[test]
+    fn a_fresh_connection_goes_after_idle_and_draining_ones() {
+        let mut p = Pool::<3>::new().with_grace(0);
+        let fresh = slot(p.admit(A, 0));
+        let draining = slot(p.admit(B, 0));
+        let idle = slot(p.admit(C, 0));
+        p.set(fresh, State::Idle, 0);
+        p.set(draining, State::Writing, 1);
+        p.set(draining, State::Draining, 1);
+        keep_alive(&mut p, idle, 2);
+        let mut order = Vec::new();
+        for now in 10..13 {
+            let Admit::EvictIdle { slot, then } = p.admit(IpAddr::V4(Ipv4Addr::new(10, 0, 0, now as u8)), now) else {
+                panic!("evict")
+            };
+            p.set(then, State::Reading, now);
+            order.push(slot);
+        }
+        assert_eq!(order, [idle.index(), draining.index(), fresh.index()]);
     }
 
     #[test]
