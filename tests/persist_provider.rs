@@ -9,7 +9,8 @@ use flow::{public, TestProvider};
 use oauth2_devices::prelude::*;
 use oauth2_devices::provider::{BearerError, DeviceAuthorization, TokenResponse};
 use oauth2_devices::storage::{
-    find_legacy_snapshot, provider_store_config, Legacy, Migrated, RecordStore, SnapshotSlots, StoreStatus,
+    capture_records, find_legacy_snapshot, provider_store_config, Capture, Legacy, Migrated, PersistReport,
+    RecordStore, SnapshotSlots, StoreError, StoreStatus,
 };
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
@@ -365,4 +366,154 @@ fn snapshot_restore_with_a_trusted_clock_keeps_everything() {
     assert!(!r.clock_was_behind && r.families == 1);
     assert_eq!(q.clock(), 1002);
     assert!(bearer(&q, 5, &t).is_ok());
+}
+
+// Capture, then write: the two-step persist of a provider shared behind a lock.
+
+type Cap = Capture<{ capture_records(16, 16) }>;
+
+/// Captures and writes (outside any lock in a server); the report.
+fn capture_write(p: &mut TestProvider, s: &mut Store, cap: &mut Cap) -> Option<PersistReport> {
+    let due = s.checkpoint_due();
+    if !p.capture(cap, due).unwrap() {
+        return None;
+    }
+    Some(block_on(cap.write(s)).unwrap())
+}
+
+#[test]
+fn capture_then_write_keeps_what_persist_keeps() {
+    let (mut p, mut rng) = setup(1);
+    let mut s = fresh(&mut p);
+    let mut cap = Cap::new();
+    assert!(capture_write(&mut p, &mut s, &mut cap).is_none(), "nothing changed: nothing captured");
+    let a = start(&mut p, &mut rng, 1000);
+    p.approve(1001, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
+    let r = capture_write(&mut p, &mut s, &mut cap).unwrap();
+    assert!(!r.checkpoint && r.records >= 1, "{r:?}");
+    let t = p.token(1002, &poll(&a.device_code)).unwrap();
+    capture_write(&mut p, &mut s, &mut cap).unwrap();
+    let rotated = p.token(1003, &refresh(&t)).unwrap();
+    capture_write(&mut p, &mut s, &mut cap).unwrap();
+    assert!(cap.is_empty(), "a capture is empty after its write");
+    let (mut q, status, _) = reboot(&s.into_inner(), 1010, ClockTrust::Trusted);
+    assert_eq!(status, StoreStatus::Restored);
+    assert!(bearer(&q, 1010, &rotated).is_ok(), "the rotated access token works");
+    // The spent refresh token is a replay: it revokes the family; the device code stays spent.
+    assert_eq!(q.token(1010, &refresh(&t)).unwrap_err().code, ErrorCode::InvalidGrant);
+    assert_eq!(q.token(1010, &poll(&a.device_code)).unwrap_err().code, ErrorCode::InvalidGrant);
+}
+
+#[test]
+fn a_capture_is_one_moment_and_later_changes_go_with_the_next() {
+    let (mut p, mut rng) = setup(2);
+    let mut s = fresh(&mut p);
+    let mut cap = Cap::new();
+    let a = start(&mut p, &mut rng, 100);
+    p.approve(101, &a.user_code.display(), b"u", 1, ScopeSet::EMPTY).unwrap();
+    let t = p.token(102, &poll(&a.device_code)).unwrap();
+    assert!(p.capture(&mut cap, false).unwrap());
+    // A request revokes the token while the capture is being written.
+    p.revoke(103, &TokenQuery { client: public("tv"), token: &t.access_token }).unwrap();
+    block_on(cap.write(&mut s)).unwrap();
+    let flash = s.into_inner();
+    let (q, _, _) = reboot(&flash, 110, ClockTrust::Trusted);
+    assert!(bearer(&q, 110, &t).is_ok(), "the capture holds the state before the revocation");
+    let mut s = store(flash);
+    block_on(s.load(p.keys(), |_| {})).unwrap();
+    let r = capture_write(&mut p, &mut s, &mut cap).expect("the revocation is still to persist");
+    assert_eq!(r.records, 1, "only the revoked family's record: {r:?}");
+    let (q, _, _) = reboot(&s.into_inner(), 110, ClockTrust::Trusted);
+    assert_eq!(bearer(&q, 110, &t), Err(BearerError::Revoked), "and the next capture made it durable");
+}
+
+#[test]
+fn a_failed_write_makes_the_next_capture_a_checkpoint() {
+    let (mut p, mut rng) = setup(3);
+    let mut s = fresh(&mut p);
+    let mut cap = Cap::new();
+    let (_, t) = pair(&mut p, &mut rng, &mut s, 100, 1);
+    let flash = s.into_inner();
+    let b = start(&mut p, &mut rng, 200);
+    p.approve(201, &b.user_code.display(), b"u", 2, ScopeSet::EMPTY).unwrap();
+    // The flash loses power at its first byte: the write fails.
+    let mut dying = flash.clone();
+    dying.budget = Some(0);
+    let mut s = store(dying);
+    block_on(s.load(p.keys(), |_| {})).unwrap();
+    assert!(p.capture(&mut cap, false).unwrap());
+    assert!(!cap.is_checkpoint());
+    assert!(block_on(cap.write(&mut s)).is_err());
+    p.persist_failed();
+    // Powered again: the next capture writes the whole state, approval included.
+    let mut s = store(s.into_inner().powered());
+    block_on(s.load(p.keys(), |_| {})).unwrap();
+    assert!(p.capture(&mut cap, false).unwrap());
+    assert!(cap.is_checkpoint(), "after a failure the next capture is a checkpoint");
+    let r = block_on(cap.write(&mut s)).unwrap();
+    assert!(r.checkpoint && r.records >= 3, "header, two grants, one family at least: {r:?}");
+    let (mut q, status, _) = reboot(&s.into_inner(), 210, ClockTrust::Trusted);
+    assert_eq!(status, StoreStatus::Restored);
+    assert!(bearer(&q, 210, &t).is_ok(), "the first device's token survived");
+    assert!(q.token(210, &poll(&b.device_code)).is_ok(), "the approval captured before the failure is durable");
+}
+
+#[test]
+fn a_capture_too_small_for_the_state_fails_and_keeps_the_journal() {
+    let (mut p, mut rng) = setup(5);
+    let mut s = fresh(&mut p);
+    let (_, t) = pair(&mut p, &mut rng, &mut s, 100, 1);
+    let (_, u) = pair(&mut p, &mut rng, &mut s, 110, 2);
+    p.persist_failed();
+    let mut small = Capture::<2>::new();
+    assert_eq!(p.capture(&mut small, false), Err(StoreError::TooLarge));
+    assert!(small.is_empty());
+    let mut cap = Cap::new();
+    assert!(p.capture(&mut cap, false).unwrap(), "the failed capture cleared nothing");
+    assert!(cap.is_checkpoint());
+    block_on(cap.write(&mut s)).unwrap();
+    let (q, _, _) = reboot(&s.into_inner(), 120, ClockTrust::Trusted);
+    assert!(bearer(&q, 120, &t).is_ok() && bearer(&q, 120, &u).is_ok());
+}
+
+#[test]
+fn power_cut_at_every_byte_of_a_captured_write_leaves_the_old_or_the_new_state() {
+    let (mut p, mut rng) = setup(6);
+    let mut s = fresh(&mut p);
+    let (_, t0) = pair(&mut p, &mut rng, &mut s, 100, 1);
+    let before = s.into_inner();
+    let (mut old_seen, mut new_seen, mut cut) = (0, 0, 0usize);
+    loop {
+        let mut s = store(before.clone());
+        let mut q = setup(6).0;
+        block_on(q.restore_from(150, ClockTrust::Trusted, &mut s)).unwrap();
+        block_on(q.persist(&mut s)).unwrap();
+        let t1 = q.token(200, &refresh(&t0)).unwrap();
+        let mut cap = Cap::new();
+        assert!(q.capture(&mut cap, false).unwrap());
+        let mut f = s.into_inner();
+        f.budget = Some(cut);
+        let mut s = store(f);
+        block_on(s.load(q.keys(), |_| {})).unwrap();
+        let done = block_on(cap.write(&mut s)).is_ok();
+        let flash = s.into_inner().powered();
+        let (mut a, status, _) = reboot(&flash, 300, ClockTrust::Trusted);
+        assert_eq!(status, StoreStatus::Restored, "cut {cut}");
+        let new_ok = a.token(300, &refresh(&t1)).is_ok();
+        let (mut b, _, _) = reboot(&flash, 300, ClockTrust::Trusted);
+        let old_ok = b.token(300, &refresh(&t0)).is_ok();
+        assert!(new_ok != old_ok, "cut {cut}: new {new_ok}, old {old_ok}");
+        if done {
+            assert!(new_ok, "a write that returned Ok is durable");
+            break;
+        }
+        if new_ok {
+            new_seen += 1
+        } else {
+            old_seen += 1
+        }
+        cut += 1;
+        assert!(cut < 100_000, "bounded");
+    }
+    assert!(old_seen > 0 && new_seen > 0, "cuts before and after the commit frame was whole");
 }

@@ -35,6 +35,10 @@
 //! state: an older record never becomes the current state, so no revoked token, spent code or rotated
 //! refresh token becomes valid again.
 //!
+//! A provider behind a lock that request handlers share persists in two steps instead, so no request
+//! waits for the flash: [`crate::provider::Provider::capture`] copies the changed records into a
+//! [`Capture`] under the lock, [`Capture::write`] writes them outside it (see [`capture`](Capture)).
+//!
 //! ## On flash
 //! The log is a FIFO queue of [`sequential-storage`](sequential_storage) on the range: pages (erase blocks)
 //! used in a ring, each item with a CRC-checked header and a CRC of its data, a page erased only when the
@@ -130,6 +134,7 @@
 //! each padded to the flash word with an 8-byte item header (also padded). On the STM32F7's 16-byte words a
 //! refresh rotation (one 40-byte record) takes 96 + 48 bytes. Loading reads the whole log twice.
 
+mod capture;
 mod checkpoint;
 mod error;
 #[cfg(feature = "std")]
@@ -143,6 +148,7 @@ mod persist;
 mod record;
 mod store;
 
+pub use capture::{capture_records, Capture};
 pub use checkpoint::Checkpoint;
 pub use error::StoreError;
 #[cfg(feature = "std")]

@@ -104,7 +104,7 @@ pub enum Migrated {
 }
 
 /// Encodes `value` at the start of `out`; its length.
-fn encode<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, StoreError> {
+pub(super) fn encode<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, StoreError> {
     postcard::to_slice(value, out).map(|s| s.len()).map_err(|_| StoreError::TooLarge)
 }
 
@@ -118,22 +118,22 @@ fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
 
 impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<C, G, F, S> {
     /// The grant a record keeps for `slot`: decided and not expired.
-    fn durable_grant(&self, slot: usize) -> Option<PendingGrant> {
+    pub(super) fn durable_grant(&self, slot: usize) -> Option<PendingGrant> {
         let now = self.clock();
         self.grants().get(slot).filter(|g| !g.state.is_undecided() && !g.is_expired(now)).copied()
     }
 
     /// The family a record keeps for `slot`: live (reservations included).
-    fn durable_family(&self, slot: usize) -> Option<Family> {
+    pub(super) fn durable_family(&self, slot: usize) -> Option<Family> {
         self.family_table().get(slot).filter(|f| f.is_live(self.clock()))
     }
 
-    fn header_value(&self, out: &mut [u8]) -> Result<usize, StoreError> {
+    pub(super) fn header_value(&self, out: &mut [u8]) -> Result<usize, StoreError> {
         let h = StoreHeader { version: HEADER_VERSION, clock: self.clock(), serial_lease: self.serial_lease() };
         encode(&h, out)
     }
 
-    fn check_capacity(&self) -> Result<(), StoreError> {
+    pub(super) fn check_capacity(&self) -> Result<(), StoreError> {
         let grants_fit = self.grants().capacity() < usize::from(FAMILY_KEY - GRANT_KEY);
         if grants_fit && F <= usize::from(u16::MAX - FAMILY_KEY) + 1 {
             Ok(())
