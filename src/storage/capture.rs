@@ -40,7 +40,8 @@ pub const fn capture_records(grants: usize, families: usize) -> usize {
 /// most `JOURNAL_SLOTS + 1` (9) records. About `RECORDS × 43` bytes plus the key ring: keep it in a
 /// static on a board.
 pub struct Capture<const RECORDS: usize> {
-    keys: Option<KeyRing>,
+    /// A copy of the provider's key ring, for the frames' MACs (empty until the first capture).
+    keys: KeyRing,
     values: [[u8; VALUE]; RECORDS],
     lens: [Option<u8>; RECORDS],
     record_keys: [RecordKey; RECORDS],
@@ -58,7 +59,7 @@ impl<const RECORDS: usize> Capture<RECORDS> {
     /// An empty capture.
     pub const fn new() -> Self {
         Self {
-            keys: None,
+            keys: KeyRing::EMPTY,
             values: [[0; VALUE]; RECORDS],
             lens: [None; RECORDS],
             record_keys: [HEADER_KEY; RECORDS],
@@ -132,9 +133,7 @@ impl<const RECORDS: usize> Capture<RECORDS> {
         &self,
         store: &mut RecordStore<Fl, FRAME, PAGES>,
     ) -> Result<PersistReport, StoreError> {
-        let Some(keys) = self.keys.as_ref() else {
-            return Ok(PersistReport { records: 0, checkpoint: false });
-        };
+        let keys = &self.keys;
         if self.len == 0 {
             return Ok(PersistReport { records: 0, checkpoint: false });
         }
@@ -186,7 +185,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Err(e);
         }
         out.checkpoint = full;
-        out.keys = Some(self.keys().clone());
+        out.keys.clone_from(self.keys());
         self.journal_mut().clear();
         Ok(true)
     }

@@ -83,8 +83,15 @@ pub mod net {
     pub const PREFIX: u8 = 24;
     /// The listening port (`--port`).
     pub const PORT: u16 = 8080;
-    /// Where the snapshot "flash" file lives (`--state`).
+    /// Where the "flash" file lives (`--state`).
     pub const STATE_FILE: &str = "embassy-gateway-state.bin";
+    /// The flash file: the old two snapshot slots of 4 KiB each (read once, to migrate them), then the
+    /// record store on eight 4 KiB blocks.
+    #[cfg(not(feature = "no-oauth"))]
+    pub const LAYOUT: crate::persist::Layout =
+        crate::persist::Layout { legacy: (0, 2 * 4096), store: (2 * 4096, 8 * 4096) };
+    /// Bytes of the flash file.
+    pub const FLASH_LEN: usize = 10 * 4096;
     /// The MAC address of the gateway's end of the TAP link (locally administered).
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x42, 0x00, 0x02];
 }
@@ -109,12 +116,14 @@ pub mod net {
     /// The SNTP server that sets the clock (a LAN's router usually answers on port 123), or `None`.
     pub const SNTP_SERVER: Option<core::net::SocketAddr> =
         Some(core::net::SocketAddr::V4(core::net::SocketAddrV4::new(core::net::Ipv4Addr::new(192, 168, 1, 1), 123)));
-    /// Where the two snapshot slots live: the last two 256 KiB sectors of the 2 MiB flash (single-bank
-    /// layout: sectors 10 and 11), as offsets from the start of flash. `memory-stm32.x` gives the program
-    /// only the first 1.5 MiB, so the two never overlap.
-    pub const SNAPSHOT_OFFSET: u32 = 0x0018_0000;
-    /// Two slots of one sector each.
-    pub const SNAPSHOT_LEN: u32 = 0x0008_0000;
+    /// Where the state lives, as offsets from the start of flash, in the dual-bank layout (option bit
+    /// nDBANK cleared; see README.md): the program in bank 1 (`memory-stm32.x`: 1 MiB), the record store
+    /// in bank 2 on its sectors 5 to 7 (sectors 17 to 19, 3 × 128 KiB), so an erase there stalls no
+    /// instruction fetch. The old two-slot snapshots of the single-bank firmware were at 0x18_0000 (its
+    /// sectors 10 and 11, two 256 KiB), now bank 2's sectors 8 to 11: read once, to migrate them.
+    #[cfg(not(feature = "no-oauth"))]
+    pub const LAYOUT: crate::persist::Layout =
+        crate::persist::Layout { legacy: (0x0018_0000, 0x0008_0000), store: (0x0012_0000, 0x0006_0000) };
 }
 
 /// Network settings of the QEMU mps2-an386 build: QEMU's user-mode network (`-nic user,restrict=on`)
@@ -136,6 +145,11 @@ pub mod net {
     pub const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x76, 0x70, 0x02];
     /// The host file holding the board's flash (`--state`), relative to QEMU's working directory.
     pub const STATE_FILE: &str = "embassy-gateway-mps2.bin";
-    /// The flash: two snapshot slots of one 4 KiB erase block each.
-    pub const FLASH_LEN: u32 = 2 * 4096;
+    /// The flash: the old two snapshot slots of one 4 KiB erase block each (read once, to migrate
+    /// them), then the record store on eight 4 KiB blocks.
+    #[cfg(not(feature = "no-oauth"))]
+    pub const LAYOUT: crate::persist::Layout =
+        crate::persist::Layout { legacy: (0, 2 * 4096), store: (2 * 4096, 8 * 4096) };
+    /// Bytes of the flash file.
+    pub const FLASH_LEN: u32 = 10 * 4096;
 }

@@ -1,14 +1,16 @@
-//! The host board: embassy-net over a Linux TAP device, the executor on a std thread, the snapshot in a
-//! file (`oauth2_devices::storage::FileFlash`), the clock from the system time at start.
+//! The host board: embassy-net over a Linux TAP device, the executor on a std thread, the record store
+//! in a file (`oauth2_devices::storage::FileFlash`), the clock from the system time at start.
 //!
 //! ```text
 //! embassy-gateway [--tap NAME] [--addr A.B.C.D/PREFIX] [--port N] [--state FILE] [--read-timeout SECS]
-//!                 [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock]
+//!                 [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock] [--flash-latency MS]
 //! ```
 //!
 //! `--sntp` sets the clock from an SNTP server at start and every hour; `--untrusted-clock` starts
 //! from the value an RTC that lost power reads (2000-01-01), untrusted until an SNTP answer, as a
-//! board without a battery-backed RTC does after a power cut.
+//! board without a battery-backed RTC does after a power cut. `--flash-latency` makes every flash
+//! write and erase take that much longer (awaited, as a board's yielding flash does), to see what a
+//! slow flash changes: CI kills the gateway right after a refresh response with it.
 
 #[cfg(not(feature = "no-oauth"))]
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,7 +22,7 @@ use embassy_time::Duration;
 #[cfg(not(feature = "no-oauth"))]
 use embassy_time::Instant;
 #[cfg(not(feature = "no-oauth"))]
-use oauth2_devices::storage::{FileFlash, SnapshotSlots};
+use oauth2_devices::storage::FileFlash;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use static_cell::{ConstStaticCell, StaticCell};
@@ -30,7 +32,7 @@ use crate::server::{self, ConnBuffers, Settings, Shared};
 
 const USAGE: &str =
     "usage: embassy-gateway [--tap NAME] [--addr A.B.C.D/PREFIX] [--port N] [--state FILE] [--read-timeout SECS]
-                       [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock]
+                       [--interval SECS] [--sntp A.B.C.D:PORT] [--untrusted-clock] [--flash-latency MS]
 env: O2D_TAP (like --tap), RUST_LOG (default: info)";
 
 /// What an STM32 RTC reads after losing power: 2000-01-01T00:00:00Z.
@@ -46,6 +48,8 @@ static SHARED: StaticCell<Shared> = StaticCell::new();
 static SETTINGS: StaticCell<Settings> = StaticCell::new();
 #[cfg(not(feature = "no-oauth"))]
 static SNAPSHOT: ConstStaticCell<[u8; server::SNAPSHOT_LEN]> = ConstStaticCell::new([0; server::SNAPSHOT_LEN]);
+#[cfg(not(feature = "no-oauth"))]
+static CAPTURE: ConstStaticCell<crate::persist::Captured> = ConstStaticCell::new(crate::persist::Captured::new());
 
 struct Options {
     tap: String,
@@ -57,6 +61,7 @@ struct Options {
     interval: Option<u16>,
     sntp: Option<core::net::SocketAddr>,
     untrusted_clock: bool,
+    flash_latency: Duration,
 }
 
 fn parse() -> Result<Options, String> {
@@ -70,6 +75,7 @@ fn parse() -> Result<Options, String> {
         interval: None,
         sntp: None,
         untrusted_clock: false,
+        flash_latency: Duration::from_ticks(0),
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -98,6 +104,9 @@ fn parse() -> Result<Options, String> {
             "--interval" => {
                 o.interval = Some(value()?.parse::<u16>().ok().filter(|i| *i > 0).ok_or("--interval: not seconds")?)
             }
+            "--flash-latency" => {
+                o.flash_latency = Duration::from_millis(value()?.parse().map_err(|_| "--flash-latency: not ms")?)
+            }
             "--sntp" => {
                 let v = value()?;
                 o.sntp = Some(v.parse().map_err(|_| format!("--sntp: not an address with a port: {v}"))?)
@@ -115,8 +124,54 @@ async fn net_task(mut runner: Runner<'static, TunTapDevice>) -> ! {
 
 #[cfg(not(feature = "no-oauth"))]
 #[embassy_executor::task]
-async fn persist_task(shared: &'static Shared, mut slots: SnapshotSlots<FileFlash>, buf: &'static mut [u8]) -> ! {
-    server::persist(shared, &mut slots, buf).await
+async fn persist_task(shared: &'static Shared, mut store: crate::persist::Store<SlowFlash>) -> ! {
+    crate::persist::persist(shared, &mut store, CAPTURE.take()).await
+}
+
+/// The flash file, each write and erase delayed by `latency` (`--flash-latency`; zero by default).
+#[cfg(not(feature = "no-oauth"))]
+struct SlowFlash {
+    flash: FileFlash,
+    latency: Duration,
+}
+
+#[cfg(not(feature = "no-oauth"))]
+mod slow {
+    use embedded_storage_async::nor_flash::{ErrorType, NorFlash, ReadNorFlash};
+    use oauth2_devices::storage::FileFlashError;
+
+    use super::SlowFlash;
+
+    impl ErrorType for SlowFlash {
+        type Error = FileFlashError;
+    }
+
+    impl ReadNorFlash for SlowFlash {
+        const READ_SIZE: usize = 1;
+
+        async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+            self.flash.read(offset, bytes).await
+        }
+
+        fn capacity(&self) -> usize {
+            self.flash.capacity()
+        }
+    }
+
+    impl NorFlash for SlowFlash {
+        const WRITE_SIZE: usize = <oauth2_devices::storage::FileFlash as NorFlash>::WRITE_SIZE;
+        const ERASE_SIZE: usize = <oauth2_devices::storage::FileFlash as NorFlash>::ERASE_SIZE;
+
+        async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+            embassy_time::Timer::after(self.latency).await;
+            self.flash.erase(from, to).await
+        }
+
+        async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+            embassy_time::Timer::after(self.latency).await;
+            self.flash.write(offset, bytes).await
+        }
+    }
 }
 
 fn fail(msg: impl std::fmt::Display) -> ! {
@@ -180,12 +235,13 @@ pub async fn main(spawner: Spawner) {
         }
         let mut gw = server::build(provider_config, rng, epoch, source).unwrap_or_else(|e| fail(e));
         let flash =
-            FileFlash::open(&opts.state, 2 * 4096).unwrap_or_else(|e| fail(format_args!("{}: {e}", opts.state)));
-        let mut slots = SnapshotSlots::new(flash, 0, 2 * 4096).unwrap_or_else(|e| fail(e));
-        let buf = SNAPSHOT.take();
-        server::restore(&mut gw, &mut slots, buf);
+            FileFlash::open(&opts.state, net::FLASH_LEN).unwrap_or_else(|e| fail(format_args!("{}: {e}", opts.state)));
+        let flash = SlowFlash { flash, latency: opts.flash_latency };
+        let store = crate::persist::open(&mut gw, flash, net::LAYOUT, SNAPSHOT.take())
+            .await
+            .unwrap_or_else(|e| fail(format_args!("{}: {e}", opts.state)));
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
-        spawner.spawn(persist_task(shared, slots, buf).unwrap_or_else(|e| fail(e)));
+        spawner.spawn(persist_task(shared, store).unwrap_or_else(|e| fail(e)));
         if let Some(server) = opts.sntp {
             spawner.spawn(crate::sntp::sntp_task(shared, stack, server, synced, |_| {}).unwrap_or_else(|e| fail(e)));
         }

@@ -22,6 +22,8 @@ mod fmt;
 
 mod clock;
 mod config;
+#[cfg(not(feature = "no-oauth"))]
+mod persist;
 mod server;
 // The mps2 board's network (QEMU's `restrict=on`) reaches no time server: it keeps the host's clock.
 #[cfg(not(feature = "no-oauth"))]

@@ -1,5 +1,5 @@
 //! What every board shares: the provider and its lock, the application (users, `/api/me`), the pool of
-//! socket tasks with their static buffers and read timeouts, and the snapshot persistence.
+//! socket tasks with their static buffers and read timeouts (the flash store is `crate::persist`).
 //!
 //! Concurrency model: one executor, [`config::SOCKETS`] `http_task`s, each owning one `TcpSocket` and
 //! its own buffers. The provider sits in a blocking `Mutex<NoopRawMutex, RefCell<_>>` (every task runs
@@ -76,7 +76,7 @@ mod oauth {
     use oauth2_devices::http::{self, Application, Authorized, LogEntry, Request, Response, Timing, User};
     use oauth2_devices::prelude::*;
     use oauth2_devices::snapshot::max_snapshot_len;
-    use oauth2_devices::storage::SnapshotSlots;
+    use oauth2_devices::storage::StoreStatus;
     use rand_chacha::ChaCha20Rng;
 
     use super::*;
@@ -85,7 +85,7 @@ mod oauth {
     pub type OAuth =
         Provider<FixedClients<4>, FixedGrants<{ config::GRANTS }>, { config::FAMILIES }, { config::LIMIT_SOURCES }>;
 
-    /// Worst-case snapshot size.
+    /// Worst-case size of an old two-slot snapshot (the buffer its migration reads it into).
     pub const SNAPSHOT_LEN: usize = max_snapshot_len(config::GRANTS, config::FAMILIES);
 
     /// Everything a request handler needs under the lock.
@@ -98,6 +98,8 @@ mod oauth {
         pub epoch: u64,
         /// Where `epoch` came from, and so whether it is trusted.
         pub clock: crate::clock::ClockSource,
+        /// What the start found in the flash (`crate::persist::open`), for `GET /status`.
+        pub store: StoreStatus,
     }
 
     impl Gateway {
@@ -128,68 +130,7 @@ mod oauth {
         let key = ServerKey::new(config::SERVER_KEY_ID, &config::SERVER_KEY);
         let provider = Provider::build(settings, key, scopes, clients, FixedGrants::new(), &mut rng)
             .map_err(|_| "bad provider configuration")?;
-        Ok(Gateway { provider, rng, epoch, clock })
-    }
-
-    /// Brings back the last snapshot, if any. A missing, foreign or damaged one leaves the provider
-    /// empty (codes and tokens issued before then fail to verify; nothing is resurrected).
-    pub fn restore<F: embedded_storage::nor_flash::NorFlash>(
-        gw: &mut Gateway,
-        slots: &mut SnapshotSlots<F>,
-        buf: &mut [u8],
-    ) {
-        let now = gw.now();
-        if !gw.clock.trusted() {
-            warn!("clock untrusted: a snapshot newer than the clock is not restored whole (families dropped)");
-        }
-        match slots.load(buf) {
-            Ok(Some(bytes)) => match gw.provider.restore(now, bytes) {
-                Ok(r) => info!(
-                    "snapshot restored: {} grants, {} token families{}",
-                    r.grants,
-                    r.families,
-                    if r.clock_was_behind { " (clock was behind: state dropped)" } else { "" }
-                ),
-                Err(_) => warn!("snapshot refused (foreign key or damaged); starting empty"),
-            },
-            Ok(None) => info!("no snapshot yet; starting empty"),
-            Err(_) => warn!("snapshot storage unreadable; starting empty"),
-        }
-    }
-
-    /// Saves a snapshot whenever the provider's durable state changed (signalled by the socket tasks
-    /// after a request that changed it). Bursts are coalesced; polls cost no write.
-    pub async fn persist<F: embedded_storage::nor_flash::NorFlash>(
-        shared: &Shared,
-        slots: &mut SnapshotSlots<F>,
-        buf: &mut [u8],
-    ) -> ! {
-        let mut saved = shared.state.lock(|g| g.borrow().provider.durable_version());
-        loop {
-            shared.dirty.wait().await;
-            Timer::after_millis(100).await;
-            // Serialise under the lock (microseconds), write the flash outside it.
-            let snap = shared.state.lock(|g| {
-                let g = g.borrow();
-                let version = g.provider.durable_version();
-                (version != saved).then(|| (version, g.provider.save(buf)))
-            });
-            match snap {
-                None => {}
-                Some((version, Ok(len))) => match slots.store(&buf[..len]) {
-                    Ok(()) => {
-                        saved = version;
-                        // "up to date": nothing changed while the flash was written, so every request
-                        // answered before this line is in the flash (scripts wait for it before a kill).
-                        let current = shared.state.lock(|g| g.borrow().provider.durable_version());
-                        let tail = if current == saved { "up to date" } else { "more pending" };
-                        info!("snapshot saved ({} bytes, {})", len, tail);
-                    }
-                    Err(_) => warn!("snapshot store failed"),
-                },
-                Some((_, Err(_))) => warn!("snapshot does not fit its buffer"),
-            }
-        }
+        Ok(Gateway { provider, rng, epoch, clock, store: StoreStatus::Empty })
     }
 
     /// The application: HTTP Basic users on the verification page, `GET /api/me` behind a bearer
@@ -197,8 +138,8 @@ mod oauth {
     pub struct DemoApp {
         /// The connection's peer (for the log).
         pub peer: Option<SocketAddr>,
-        /// The clock's source and reading, for `GET /status`.
-        pub clock: (crate::clock::ClockSource, u64),
+        /// The clock's source and reading, and what the start found in the flash, for `GET /status`.
+        pub clock: (crate::clock::ClockSource, u64, StoreStatus),
         /// When the handling of this request started (board cycles; feature `probe`).
         #[cfg(feature = "probe")]
         pub started: u64,
@@ -240,10 +181,21 @@ mod oauth {
             }
             if req.path() == "/status" && req.method() == "GET" {
                 // What an operator (or a display) shows: is the clock trusted, and what it reads.
-                let (source, now) = self.clock;
+                let (source, now, store) = self.clock;
                 res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
                 let trusted = source.trusted();
-                let _ = write!(res, "{{\"clock\":\"{}\",\"trusted\":{trusted},\"now\":{now}}}", source.name());
+                let store = match store {
+                    StoreStatus::Empty => "empty",
+                    StoreStatus::Restored => "restored",
+                    StoreStatus::ClockUntrusted => "clock-untrusted",
+                    StoreStatus::Corrupted => "corrupted",
+                    _ => "nothing-restorable",
+                };
+                let _ = write!(
+                    res,
+                    "{{\"clock\":\"{}\",\"trusted\":{trusted},\"now\":{now},\"store\":\"{store}\"}}",
+                    source.name()
+                );
                 return;
             }
             if req.path() == "/" && req.method() == "GET" {
@@ -314,10 +266,31 @@ mod oauth {
         }
     }
 
-    /// A `TcpSocket` as the library's timed transport; an eviction ends its wait for a request.
+    /// A `TcpSocket` as the library's timed transport; an eviction ends its wait for a request. The
+    /// response of a request that changed the provider's durable state waits until the change is on
+    /// flash (`durable`: the version it must reach), within the response's write deadline: a device
+    /// never holds a refresh token that a reboot would take for a replay.
     pub struct PooledSocket<'s, 'b> {
         socket: &'s mut TcpSocket<'b>,
         evict: &'s Signal<NoopRawMutex, ()>,
+        shared: &'s Shared,
+        durable: &'s core::cell::Cell<Option<u32>>,
+    }
+
+    impl PooledSocket<'_, '_> {
+        /// Waits (polling, bounded by `timeout_ms`) until the persist task has the version this
+        /// connection's last request made on flash.
+        async fn until_durable(&mut self, timeout_ms: u64) {
+            let Some(version) = self.durable.take() else { return };
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            while !self.shared.is_saved(version) {
+                if Instant::now() >= deadline {
+                    warn!("a response left before its change was on flash (the flash is slow or failing)");
+                    return;
+                }
+                Timer::after_millis(2).await;
+            }
+        }
     }
 
     impl ErrorType for PooledSocket<'_, '_> {
@@ -336,6 +309,9 @@ mod oauth {
         }
 
         async fn write_within(&mut self, buf: &[u8], timeout_ms: u64) -> Result<Option<usize>, ConnError> {
+            let started = Instant::now();
+            self.until_durable(timeout_ms).await;
+            let timeout_ms = timeout_ms.saturating_sub(started.elapsed().as_millis()).max(1);
             match with_timeout(Duration::from_millis(timeout_ms), self.socket.write(buf)).await {
                 Ok(Ok(n)) => Ok(Some(n)),
                 Ok(Err(e)) => Err(ConnError::Tcp(e)),
@@ -400,13 +376,14 @@ mod oauth {
             conns.pool.lock(|c| c.borrow_mut().0.set(ticket, state, Instant::now().as_millis()));
         };
         let timing = Timing { limits: limits(settings), clock: &Uptime, on_state: &mut on_state };
-        let mut io = PooledSocket { socket, evict };
+        let durable = core::cell::Cell::new(None);
+        let mut io = PooledSocket { socket, evict, shared, durable: &durable };
         let handler = |request: http::Framed<'_>, response: &mut [u8]| {
             // The lock is held for this synchronous call only.
             let (served, changed) = shared.state.lock(|cell| {
                 let mut g = cell.borrow_mut();
                 let now = g.now();
-                let clock = (g.clock, now);
+                let clock = (g.clock, now, g.store);
                 let Gateway { provider, rng, .. } = &mut *g;
                 let before = provider.durable_version();
                 let mut app = DemoApp {
@@ -417,9 +394,11 @@ mod oauth {
                 };
                 let mut cx = http::Context { provider, app: &mut app, rng, now, peer };
                 let served = http::answer(&settings.http, &mut cx, request, response);
-                (served, provider.durable_version() != before)
+                let after = provider.durable_version();
+                (served, (after != before).then_some(after))
             });
-            if changed {
+            if let Some(version) = changed {
+                durable.set(Some(version));
                 shared.dirty.signal(());
             }
             served
@@ -463,6 +442,9 @@ pub struct Shared {
     pub state: Mutex<NoopRawMutex, RefCell<Gateway>>,
     /// Raised after a request that changed the provider's durable state.
     pub dirty: Signal<NoopRawMutex, ()>,
+    /// The provider's durable version on flash (set by the persist task).
+    #[cfg(not(feature = "no-oauth"))]
+    saved: Mutex<NoopRawMutex, core::cell::Cell<u32>>,
     /// Who holds which connection slot.
     #[cfg(not(feature = "no-oauth"))]
     pub conns: Connections,
@@ -472,7 +454,21 @@ impl Shared {
     /// Wraps a gateway.
     #[cfg(not(feature = "no-oauth"))]
     pub fn new(gw: Gateway) -> Self {
-        Self { state: Mutex::new(RefCell::new(gw)), dirty: Signal::new(), conns: Connections::new() }
+        let saved = Mutex::new(core::cell::Cell::new(gw.provider.durable_version()));
+        Self { state: Mutex::new(RefCell::new(gw)), dirty: Signal::new(), saved, conns: Connections::new() }
+    }
+
+    /// The persist task wrote the provider's state as of durable version `version`.
+    #[cfg(not(feature = "no-oauth"))]
+    pub fn set_saved(&self, version: u32) {
+        self.saved.lock(|c| c.set(version));
+    }
+
+    /// True once the flash holds durable version `version` or a later one.
+    #[cfg(not(feature = "no-oauth"))]
+    pub fn is_saved(&self, version: u32) -> bool {
+        // Versions count up and wrap: later means less than half the range ahead.
+        self.saved.lock(|c| c.get().wrapping_sub(version) < u32::MAX / 2)
     }
 
     /// No state (the `no-oauth` build).

@@ -1,8 +1,9 @@
 //! The board's "flash": a file on the host, read and written through semihosting, with NOR semantics
-//! (erase sets 4 KiB blocks to `0xFF`, a write can only clear bits), so the snapshot goes through the
-//! same `oauth2_devices::storage::SnapshotSlots` as on the STM32 board. Each write reaches the host
-//! file before the call returns, so killing QEMU at any point is a power cut, and restarting it on the
-//! same file is a reboot.
+//! (erase sets 4 KiB blocks to `0xFF`, a write can only clear bits), so the state goes through the
+//! same record store (`oauth2_devices::storage::RecordStore`, `crate::persist`) as on the STM32 board.
+//! Each write reaches the host file before the call returns, so killing QEMU at any point is a power
+//! cut, and restarting it on the same file is a reboot. The async traits (what the store takes) run
+//! the blocking calls: a semihosting call stops the emulated CPU anyway.
 
 use core::ffi::CStr;
 
@@ -124,5 +125,30 @@ impl NorFlash for HostFlash {
             at += chunk.len() as u32;
         }
         Ok(())
+    }
+}
+
+impl embedded_storage_async::nor_flash::ReadNorFlash for HostFlash {
+    const READ_SIZE: usize = <Self as ReadNorFlash>::READ_SIZE;
+
+    async fn read(&mut self, offset: u32, bytes: &mut [u8]) -> Result<(), Self::Error> {
+        ReadNorFlash::read(self, offset, bytes)
+    }
+
+    fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+impl embedded_storage_async::nor_flash::NorFlash for HostFlash {
+    const WRITE_SIZE: usize = <Self as NorFlash>::WRITE_SIZE;
+    const ERASE_SIZE: usize = <Self as NorFlash>::ERASE_SIZE;
+
+    async fn erase(&mut self, from: u32, to: u32) -> Result<(), Self::Error> {
+        NorFlash::erase(self, from, to)
+    }
+
+    async fn write(&mut self, offset: u32, bytes: &[u8]) -> Result<(), Self::Error> {
+        NorFlash::write(self, offset, bytes)
     }
 }

@@ -7,7 +7,7 @@
 //! | time | SysTick (64-bit cycle count) + CMSDK TIMER0 alarms, [`time`] |
 //! | randomness | **no TRNG on this board**: ChaCha20 seeded from the host's `/dev/urandom` via semihosting |
 //! | clock (`now`) | the host's wall clock via semihosting, read once at boot, standing in for an RTC |
-//! | snapshot | [`flash::HostFlash`], a host file with NOR semantics, through `storage::SnapshotSlots` |
+//! | state | [`flash::HostFlash`], a host file with NOR semantics, through the record store (`crate::persist`) |
 //! | logging | `log`, one line per record on the host's standard error via semihosting |
 //! | stack | painted at boot, measured by [`stack`] (`GET /debug/stack` with the `probe` feature) |
 //!
@@ -29,7 +29,6 @@ use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, StackResources, StaticConfigV4}
 use embassy_net_driver_channel::driver::HardwareAddress;
 use embassy_time::Duration;
 #[cfg(not(feature = "no-oauth"))]
-use oauth2_devices::storage::SnapshotSlots;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use static_cell::{ConstStaticCell, StaticCell};
@@ -52,6 +51,8 @@ static OPTIONS: StaticCell<semihost::Options> = StaticCell::new();
 static VERIFICATION_URI: StaticCell<heapless::String<{ semihost::MAX_ARG + 16 }>> = StaticCell::new();
 #[cfg(not(feature = "no-oauth"))]
 static SNAPSHOT: ConstStaticCell<[u8; server::SNAPSHOT_LEN]> = ConstStaticCell::new([0; server::SNAPSHOT_LEN]);
+#[cfg(not(feature = "no-oauth"))]
+static CAPTURE: ConstStaticCell<crate::persist::Captured> = ConstStaticCell::new(crate::persist::Captured::new());
 
 /// Logs `what` and stops the emulator with a failure status.
 fn fail(what: &str, why: impl core::fmt::Display) -> ! {
@@ -71,12 +72,8 @@ async fn net_task(mut runner: Runner<'static, lan9118::Device>) -> ! {
 
 #[cfg(not(feature = "no-oauth"))]
 #[embassy_executor::task]
-async fn persist_task(
-    shared: &'static Shared,
-    mut slots: SnapshotSlots<flash::HostFlash>,
-    buf: &'static mut [u8],
-) -> ! {
-    server::persist(shared, &mut slots, buf).await
+async fn persist_task(shared: &'static Shared, mut store: crate::persist::Store<flash::HostFlash>) -> ! {
+    crate::persist::persist(shared, &mut store, CAPTURE.take()).await
 }
 
 pub async fn main(spawner: Spawner) {
@@ -129,11 +126,11 @@ pub async fn main(spawner: Spawner) {
         let path = CStr::from_bytes_with_nul(&opts.state).unwrap_or_else(|_| fail("--state", "bad path"));
         let flash =
             flash::HostFlash::open(path, net::FLASH_LEN as usize).unwrap_or_else(|e| fail(opts.state_path(), e));
-        let mut slots = SnapshotSlots::new(flash, 0, net::FLASH_LEN).unwrap_or_else(|e| fail("flash", e));
-        let buf = SNAPSHOT.take();
-        server::restore(&mut gw, &mut slots, buf);
+        let store = crate::persist::open(&mut gw, flash, net::LAYOUT, SNAPSHOT.take())
+            .await
+            .unwrap_or_else(|e| fail("flash", e));
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
-        spawner.spawn(persist_task(shared, slots, buf).unwrap_or_else(|e| fail("spawn", e)));
+        spawner.spawn(persist_task(shared, store).unwrap_or_else(|e| fail("spawn", e)));
         shared
     };
     #[cfg(feature = "no-oauth")]

@@ -1,5 +1,5 @@
 //! The Nucleo-F767ZI board: 216 MHz from the ST-LINK's 8 MHz clock, the on-chip Ethernet MAC with the
-//! board's LAN8742A PHY (RMII), the hardware RNG, the snapshot in the last two flash sectors, defmt
+//! board's LAN8742A PHY (RMII), the hardware RNG, the record store in flash bank 2 ([`flash`]), defmt
 //! over RTT.
 //!
 //! Time: the provider's `now` is `epoch + uptime`. At boot the epoch comes from the RTC (on the
@@ -11,20 +11,21 @@
 //! snapshot's and fails safe: it keeps the serial counter (no code or token is ever reissued) but
 //! drops the grants and token families (devices start a new flow).
 
+#[cfg(not(feature = "no-oauth"))]
+pub mod flash;
+
 use embassy_executor::Spawner;
 use embassy_net::{Ipv4Address, Ipv4Cidr, Runner, StackResources, StaticConfigV4};
 use embassy_stm32::bind_interrupts;
 use embassy_stm32::eth::{self, Ethernet, GenericPhy, PacketQueue, Sma};
 #[cfg(not(feature = "no-oauth"))]
-use embassy_stm32::flash::{Blocking, Flash};
+use embassy_stm32::flash::Flash;
 use embassy_stm32::peripherals::{ETH, ETH_SMA, RNG};
 use embassy_stm32::rng::{self, Rng};
 #[cfg(not(feature = "no-oauth"))]
 use embassy_stm32::rtc::{Rtc, RtcConfig, RtcTimeProvider};
 use embassy_stm32::time::Hertz;
 use embassy_time::Duration;
-#[cfg(not(feature = "no-oauth"))]
-use oauth2_devices::storage::SnapshotSlots;
 use rand_chacha::ChaCha20Rng;
 use rand_core::{RngCore, SeedableRng};
 use static_cell::{ConstStaticCell, StaticCell};
@@ -50,6 +51,8 @@ static SHARED: StaticCell<Shared> = StaticCell::new();
 static SETTINGS: StaticCell<Settings> = StaticCell::new();
 #[cfg(not(feature = "no-oauth"))]
 static SNAPSHOT: ConstStaticCell<[u8; server::SNAPSHOT_LEN]> = ConstStaticCell::new([0; server::SNAPSHOT_LEN]);
+#[cfg(not(feature = "no-oauth"))]
+static CAPTURE: ConstStaticCell<crate::persist::Captured> = ConstStaticCell::new(crate::persist::Captured::new());
 
 #[embassy_executor::task]
 async fn net_task(mut runner: Runner<'static, Device>) -> ! {
@@ -58,14 +61,10 @@ async fn net_task(mut runner: Runner<'static, Device>) -> ! {
 
 #[cfg(not(feature = "no-oauth"))]
 #[embassy_executor::task]
-async fn persist_task(
-    shared: &'static Shared,
-    mut slots: SnapshotSlots<Flash<'static, Blocking>>,
-    buf: &'static mut [u8],
-) -> ! {
-    // Note: erasing a 256 KiB sector stalls the (single-bank) flash, hence the whole chip, for about a
-    // second; saves happen only when durable state changed (three per device flow, none per poll).
-    server::persist(shared, &mut slots, buf).await
+async fn persist_task(shared: &'static Shared, mut store: crate::persist::Store<flash::StoreFlash>) -> ! {
+    // Writes happen only when durable state changed (approval, exchange, refresh, revocation; no poll),
+    // in bank 2 while the program runs from bank 1, yielding during erases (see [`flash`]).
+    crate::persist::persist(shared, &mut store, CAPTURE.take()).await
 }
 
 /// In backup register 0: the RTC holds a time set from a trusted source since the backup domain last
@@ -184,12 +183,10 @@ pub async fn main(spawner: Spawner) {
         }
         let settings = oauth2_devices::provider::Config::new(net::VERIFICATION_URI);
         let mut gw = defmt::unwrap!(server::build(settings, rng, epoch, source));
-        let flash = Flash::new_blocking(p.FLASH);
-        let mut slots = defmt::unwrap!(SnapshotSlots::new(flash, net::SNAPSHOT_OFFSET, net::SNAPSHOT_LEN));
-        let buf = SNAPSHOT.take();
-        server::restore(&mut gw, &mut slots, buf);
+        let flash = flash::StoreFlash::new(Flash::new_blocking(p.FLASH));
+        let store = defmt::unwrap!(crate::persist::open(&mut gw, flash, net::LAYOUT, SNAPSHOT.take()).await);
         let shared: &'static Shared = SHARED.init(Shared::new(gw));
-        spawner.spawn(defmt::unwrap!(persist_task(shared, slots, buf)));
+        spawner.spawn(defmt::unwrap!(persist_task(shared, store)));
         if let Some(server) = net::SNTP_SERVER {
             let set = source == crate::clock::ClockSource::Sntp;
             spawner.spawn(defmt::unwrap!(crate::sntp::sntp_task(shared, stack, server, set, set_rtc)));
