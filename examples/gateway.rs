@@ -53,11 +53,11 @@ use oauth2_devices::http::{
     self, status, Application, Authorized, Context, HttpConfig, LogEntry, Request, Response, Timing, User,
 };
 use oauth2_devices::prelude::*;
-use oauth2_devices::snapshot::max_snapshot_len;
-use oauth2_devices::storage::{FileFlash, SnapshotSlots};
 use rand_chacha::ChaCha20Rng;
 use rand_core::SeedableRng;
 
+#[path = "gateway/store.rs"]
+mod store;
 #[path = "gateway/tls.rs"]
 mod tls;
 
@@ -96,7 +96,8 @@ tables: host (default: 2048 pending grants, 2048 connected devices, 512 sources 
 printer-secret: the demo confidential client's secret (default: `printer-secret` when listening on
         loopback, else 128 random bits printed at start)
 state: grants, tokens and revocations survive restarts in DIR (default ./gateway-state: the server key
-       in DIR/server.key, snapshots in DIR/snapshots.bin); --no-state keeps everything in memory
+       in DIR/server.key, the record store in DIR/store.bin; an earlier DIR/snapshots.bin is migrated
+       into it once); --no-state keeps everything in memory
 connections: --read-timeout (default 10 s, a request from its first byte to the end of its body),
         --idle-timeout (5 s between keep-alive requests), --drain-timeout (1 s after a closing response),
         --max-connections (64), --max-per-peer (16 per address or IPv6 /64); idle connections are
@@ -261,120 +262,10 @@ fn unix_now() -> u64 {
 }
 
 /// What every connection shares under one lock: the provider and the RNG. Held only while a request
-/// is answered (microseconds); the snapshot is written after the lock is released ([`State`]).
+/// is answered (microseconds); the state is written to disk by another thread ([`store`]).
 struct Shared<const G: usize, const F: usize, const S: usize> {
     provider: GatewayProvider<G, F, S>,
     rng: ChaCha20Rng,
-    /// The durable version last serialised for [`State`].
-    captured: u32,
-}
-
-/// Where snapshots go, under its own lock: the slots and the provider's durable version they last
-/// captured. A request whose answer changed durable state serialises the provider under the
-/// provider's lock, then writes here outside it, before its response is sent, so the response never
-/// promises what a crash would forget; a write older than the one already stored is skipped (the
-/// newer snapshot contains its change).
-struct State {
-    slots: SnapshotSlots<FileFlash>,
-    saved: u32,
-}
-
-/// A snapshot slot for these tables, rounded up to whole 4 KiB pages.
-const fn slot_len(grants: usize, families: usize) -> usize {
-    max_snapshot_len(grants, families).div_ceil(4096) * 4096
-}
-
-/// The flash file of earlier versions of this example: two 16 KiB slots (32-grant tables). Read
-/// once to migrate it, then rewritten at this build's size.
-const OLD_FLASH_LEN: usize = 32 * 1024;
-
-impl State {
-    /// Serialises the provider if its durable state changed since it was last captured; runs under
-    /// the provider's lock. Returns the version and its bytes.
-    fn capture<const G: usize, const F: usize, const S: usize>(shared: &mut Shared<G, F, S>) -> Option<(u32, Vec<u8>)> {
-        let version = shared.provider.durable_version();
-        if version == shared.captured {
-            return None;
-        }
-        shared.captured = version;
-        let mut buf = vec![0u8; max_snapshot_len(G, F)];
-        match shared.provider.save(&mut buf) {
-            Ok(n) => {
-                buf.truncate(n);
-                Some((version, buf))
-            }
-            Err(e) => {
-                eprintln!("cannot save the state: {e}");
-                None
-            }
-        }
-    }
-
-    /// Writes a captured snapshot unless a newer one is already stored (outside the provider's lock).
-    fn write(&mut self, version: u32, bytes: &[u8]) {
-        // Versions only grow; a wrapped counter compares by distance.
-        if version.wrapping_sub(self.saved) as i32 <= 0 {
-            return;
-        }
-        match self.slots.store(bytes) {
-            Ok(()) => self.saved = version,
-            Err(e) => eprintln!("cannot save the state: {e}"),
-        }
-    }
-}
-
-/// Opens the state directory's flash file and restores the newest snapshot into `provider`; a file of
-/// an earlier, smaller layout is read with its own geometry and rewritten at this one's.
-fn open_state<const G: usize, const F: usize, const S: usize>(
-    dir: &Path,
-    provider: &mut GatewayProvider<G, F, S>,
-) -> Result<State, String> {
-    let path = dir.join("snapshots.bin");
-    let slot = slot_len(G, F);
-    let existing = std::fs::metadata(&path).map_or(0, |m| m.len() as usize);
-    let mut migrate = false;
-    let geometry = if existing == OLD_FLASH_LEN && slot * 2 != OLD_FLASH_LEN {
-        migrate = true;
-        OLD_FLASH_LEN
-    } else {
-        2 * slot
-    };
-    let io = |e: std::io::Error| format!("{}: {e}", path.display());
-    let flash = FileFlash::open(&path, geometry).map_err(io)?;
-    let mut slots = SnapshotSlots::new(flash, 0, geometry as u32).map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; max_snapshot_len(G, F).max(OLD_FLASH_LEN / 2)];
-    match slots.load(&mut buf) {
-        Ok(None) => println!("state: none yet in {}", dir.display()),
-        Ok(Some(snapshot)) => match provider.restore(unix_now(), snapshot) {
-            Ok(r) if r.clock_was_behind => {
-                println!("state: the clock is behind the snapshot; grants and tokens dropped (see snapshot docs)")
-            }
-            Ok(r) => println!("state: restored {} pending grants and {} token families", r.grants, r.families),
-            Err(e) => println!("state: snapshot refused ({e}); starting empty"),
-        },
-        Err(e) => println!("state: cannot read {} ({e}); starting empty", dir.display()),
-    }
-    if !migrate {
-        return Ok(State { slots, saved: provider.durable_version() });
-    }
-    // The new layout is written beside the old file and renamed over it once it holds the state, so a
-    // crash in between leaves the old file as it was (migrated again on the next start).
-    drop(slots);
-    let new = dir.join("snapshots.bin.new");
-    let _ = std::fs::remove_file(&new);
-    let new_io = |e: std::io::Error| format!("{}: {e}", new.display());
-    let flash = FileFlash::open(&new, 2 * slot).map_err(new_io)?;
-    let mut slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
-    let mut bytes = vec![0u8; max_snapshot_len(G, F)];
-    let n = provider.save(&mut bytes).map_err(|e| e.to_string())?;
-    slots.store(bytes.get(..n).unwrap_or_default()).map_err(|e| format!("{}: {e}", new.display()))?;
-    drop(slots);
-    std::fs::rename(&new, &path).map_err(io)?;
-    let flash = FileFlash::open(&path, 2 * slot).map_err(io)?;
-    let slots = SnapshotSlots::new(flash, 0, (2 * slot) as u32).map_err(|e| e.to_string())?;
-    let state = State { slots, saved: provider.durable_version() };
-    println!("state: migrated {} to this build's table sizes", path.display());
-    Ok(state)
 }
 
 /// The demo confidential client's secret: the well-known demo value while the gateway listens on
@@ -399,7 +290,7 @@ fn build<const G: usize, const F: usize, const S: usize>(
     opts: &Options,
     issuer: &str,
     printer_secret: &str,
-) -> Result<(Shared<G, F, S>, Option<State>), String> {
+) -> Result<(Shared<G, F, S>, Option<(store::Store, store::Durable)>), String> {
     let mut seed = [0u8; 32];
     getrandom::fill(&mut seed).map_err(|e| format!("OS random generator: {e}"))?;
     let mut rng = ChaCha20Rng::from_seed(seed);
@@ -430,11 +321,10 @@ fn build<const G: usize, const F: usize, const S: usize>(
     let mut provider =
         Provider::build(config, key, scopes, clients, FixedGrants::new(), &mut rng).map_err(|e| e.to_string())?;
     let state = match &opts.state_dir {
-        Some(dir) => Some(open_state(dir, &mut provider)?),
+        Some(dir) => Some(store::open(dir, &mut provider)?),
         None => None,
     };
-    let captured = provider.durable_version();
-    Ok((Shared { provider, rng, captured }, state))
+    Ok((Shared { provider, rng }, state))
 }
 
 /// The application around the server: one per connection.
@@ -557,7 +447,7 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
     clock: &StdClock,
     tls: Option<(&Arc<rustls::ServerConfig>, Duration)>,
     shared: &Mutex<Shared<G, F, S>>,
-    state: Option<&Mutex<State>>,
+    durable: Option<&store::Durable>,
     cfg: &HttpConfig,
     limits: Limits,
 ) {
@@ -597,15 +487,15 @@ fn serve_connection<const G: usize, const F: usize, const S: usize>(
     let result = http::serve_timed(cfg, timing, io, &mut input, &mut output, |request, response| {
         let now = unix_now();
         let mut guard = shared.lock().unwrap_or_else(PoisonError::into_inner);
-        let Shared { provider, rng, .. } = &mut *guard;
+        let Shared { provider, rng } = &mut *guard;
+        let before = provider.durable_version();
         let mut cx = Context { provider, app: &mut app, rng, now, peer: Some(peer) };
         let served = http::answer(cfg, &mut cx, request, response);
-        if let Some(state) = state {
-            let captured = State::capture(&mut guard);
-            drop(guard);
-            if let Some((version, bytes)) = captured {
-                state.lock().unwrap_or_else(PoisonError::into_inner).write(version, &bytes);
-            }
+        let after = guard.provider.durable_version();
+        drop(guard);
+        // The response leaves once its change is on disk (the provider's lock is free meanwhile).
+        if let (Some(durable), true) = (durable, after != before) {
+            durable.wait_for(after);
         }
         served
     });
@@ -794,7 +684,7 @@ fn run<const G: usize, const F: usize, const S: usize>(
     let local = listener.local_addr().ok();
     let off_loopback = local.is_some_and(|a| !a.ip().is_loopback());
     let (shared, state) = match build::<G, F, S>(opts, issuer, secret) {
-        Ok((s, state)) => (Arc::new(Mutex::new(s)), state.map(|s| Arc::new(Mutex::new(s)))),
+        Ok((s, state)) => (Arc::new(Mutex::new(s)), state),
         Err(e) => {
             eprintln!("{e}");
             return ExitCode::FAILURE;
@@ -821,7 +711,23 @@ fn run<const G: usize, const F: usize, const S: usize>(
 
     let limits = opts.limits;
     // Scoped threads: the connections borrow the configuration (and its issuer) from here.
-    std::thread::scope(|scope| accept_loop(scope, &listener, opts, &cfg, &shared, &state, tls.as_ref(), limits));
+    let (store, durable) = match state {
+        Some((store, durable)) => (Some(store), Some(durable)),
+        None => (None, None),
+    };
+    std::thread::scope(|scope| {
+        if let (Some(store), Some(durable)) = (store, durable.as_ref()) {
+            let shared = &*shared;
+            let started = std::thread::Builder::new()
+                .name("persist".into())
+                .spawn_scoped(scope, move || store::persist_loop(shared, store, durable));
+            if let Err(e) = started {
+                eprintln!("cannot start the persist thread: {e}");
+                return;
+            }
+        }
+        accept_loop(scope, &listener, opts, &cfg, &shared, durable.as_ref(), tls.as_ref(), limits)
+    });
     ExitCode::SUCCESS
 }
 
@@ -832,8 +738,8 @@ fn accept_loop<'scope, 'env, const G: usize, const F: usize, const S: usize>(
     listener: &TcpListener,
     opts: &Options,
     cfg: &'env HttpConfig<'env>,
-    shared: &Arc<Mutex<Shared<G, F, S>>>,
-    state: &Option<Arc<Mutex<State>>>,
+    shared: &'env Mutex<Shared<G, F, S>>,
+    durable: Option<&'env store::Durable>,
     tls: Option<&Arc<rustls::ServerConfig>>,
     limits: Limits,
 ) {
@@ -872,15 +778,13 @@ fn accept_loop<'scope, 'env, const G: usize, const F: usize, const S: usize>(
             *slot = Some((handle, peer));
         }
         drop(c);
-        let shared = shared.clone();
-        let state = state.clone();
         let conns = connections.clone();
         let clock = clock.clone();
         let tls = tls.cloned();
         let handshake = opts.handshake_timeout;
         let spawned = std::thread::Builder::new().name(format!("conn {peer}")).spawn_scoped(scope, move || {
             let tls = tls.as_ref().map(|config| (config, handshake));
-            serve_connection(stream, peer, ticket, &conns, &clock, tls, &shared, state.as_deref(), cfg, limits);
+            serve_connection(stream, peer, ticket, &conns, &clock, tls, shared, durable, cfg, limits);
         });
         if let Err(e) = spawned {
             eprintln!("cannot start a connection thread: {e}");

@@ -46,7 +46,8 @@ fn state_survives_a_restart() {
     let revoke = format!("client_id=tv-demo&token={c_access}");
     assert_eq!(http(&gw.addr, "POST", "/oauth/revoke", &[], &revoke).status, 200);
     drop(gw);
-    assert!(dir.join("server.key").exists() && dir.join("snapshots.bin").exists());
+    assert!(dir.join("server.key").exists() && dir.join("store.bin").exists());
+    assert!(!dir.join("snapshots.bin").exists(), "a new state directory has no old snapshot file");
 
     let gw = Gateway::start(&args);
     let (status, a_tokens) = poll(&gw, &a_code);
@@ -72,11 +73,11 @@ fn state_survives_a_restart() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-/// A state directory written by the earlier layout of the example (32-slot tables, two 16 KiB
-/// snapshot slots): the gateway reads it with that geometry, rewrites it at its own size, and the
+/// A state directory written by an earlier build of the example (32-slot tables, two 16 KiB
+/// snapshot slots in `snapshots.bin`): the gateway migrates it into its record store once, and the
 /// paired device keeps working, then and after a further restart.
 #[test]
-fn a_state_file_of_the_32_slot_layout_is_migrated() {
+fn an_old_snapshot_file_is_migrated_into_the_record_store() {
     use oauth2_devices::prelude::*;
     use oauth2_devices::storage::{FileFlash, SnapshotSlots};
     use rand_core::SeedableRng;
@@ -128,9 +129,9 @@ fn a_state_file_of_the_32_slot_layout_is_migrated() {
     let log = gw.log().join("\n");
     assert!(log.contains("state: migrated"), "no migration line in: {log}");
     drop(gw);
+    assert!(dir.join("store.bin").exists(), "no record store after the migration");
     let len = std::fs::metadata(dir.join("snapshots.bin")).unwrap().len();
-    assert!(len > 32 * 1024, "the file was not rewritten at the new size ({len} bytes)");
-    assert!(!dir.join("snapshots.bin.new").exists(), "the migration left its temporary file");
+    assert_eq!(len, 32 * 1024, "the old file is left as it was");
 
     let gw = Gateway::start(&args);
     assert_eq!(me(&gw, &new_access), 200, "the refresh made after the migration survives a restart");
