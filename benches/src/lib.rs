@@ -14,11 +14,11 @@ use rand_core::SeedableRng;
 pub use sizes::Sample as SampleProvider;
 
 /// Scope names of the sample.
-pub static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+pub static SCOPES: &[&str] = oauth2_devices_support::sample::SCOPES;
 /// The public client used by the benches (it receives refresh tokens).
 pub const CLIENT_ID: &str = "tv-app";
 /// The server key (the benches do not care that it is not secret).
-pub const KEY: [u8; 32] = [0x42; 32];
+pub const KEY: [u8; 32] = oauth2_devices_support::sample::BENCHES.key;
 /// The rate-limit source of the approving user.
 pub const SOURCE: &[u8] = b"user:42";
 /// The approving user.
@@ -52,22 +52,7 @@ impl Fixture {
     /// `cli` (public, no refresh tokens).
     pub fn new() -> Self {
         let mut rng = ChaCha20Rng::seed_from_u64(8628);
-        let scopes = ScopeRegistry::new(SCOPES).expect("scopes");
-        let mut clients = FixedClients::<4>::new();
-        clients.add(Client::public(CLIENT_ID, "Living-room TV").expect("client")).expect("add");
-        let secret = SecretHash::new("s3cret", &mut rng);
-        clients.add(Client::confidential("printer", "Office printer", secret).expect("client")).expect("add");
-        let cli = Client::public("cli", "Command line").expect("client").with_refresh_tokens(false);
-        clients.add(cli).expect("add");
-        let provider = Provider::build(
-            Config::new("https://gw.local/activate"),
-            ServerKey::new(1, &KEY),
-            scopes,
-            clients,
-            FixedGrants::new(),
-            &mut rng,
-        )
-        .expect("provider");
+        let provider = oauth2_devices_support::sample::BENCHES.provider(&mut rng).expect("provider");
         Self { provider, rng, now: 1_000 }
     }
 

@@ -7,19 +7,25 @@ use core::fmt::Write as _;
 use oauth2_devices::heapless;
 use oauth2_devices::prelude::*;
 use oauth2_devices::provider::{DeviceAuthorization, TokenResponse};
+use oauth2_devices_support::sample::{self, Sample};
 use rand_core::CryptoRng;
 
 /// The sample configuration: the capacities of the gateway example.
 pub type Probe = Provider<FixedClients<4>, FixedGrants<16>, 16, 16>;
 
 /// Scope names.
-pub static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+pub static SCOPES: &[&str] = sample::SCOPES;
 /// The public client.
 pub const CLIENT_ID: &str = "tv-app";
 /// The confidential client (for introspection and revocation).
 pub const CONFIDENTIAL_ID: &str = "printer";
 /// Its secret.
 pub const SECRET: &str = "s3cret";
+
+/// The probe's sample (`oauth2_devices_support::sample::PROBE`), its secrets hashed with `salt`.
+fn sample(salt: [u8; 16]) -> Sample {
+    Sample { secret_salt: Some(salt), ..sample::PROBE }
+}
 
 /// Credentials of a public client.
 pub fn public(client_id: &str) -> ClientCredentials<'_> {
@@ -28,30 +34,15 @@ pub fn public(client_id: &str) -> ClientCredentials<'_> {
 
 /// A provider with a public client (`tv-app`, refresh tokens) and a confidential one (`printer`).
 pub fn provider<R: CryptoRng>(rng: &mut R, key: &[u8; 32], salt: [u8; 16]) -> Option<Probe> {
-    let scopes = ScopeRegistry::new(SCOPES).ok()?;
-    let mut clients = FixedClients::<4>::new();
-    clients.add(Client::public(CLIENT_ID, "Living-room TV").ok()?).ok()?;
-    let secret = SecretHash::with_salt(SECRET, salt);
-    clients.add(Client::confidential(CONFIDENTIAL_ID, "Office printer", secret).ok()?).ok()?;
-    Provider::build(
-        Config::new("https://gw.local/activate"),
-        ServerKey::new(1, key),
-        scopes,
-        clients,
-        FixedGrants::new(),
-        rng,
-    )
-    .ok()
+    let s = sample(salt);
+    let clients = s.clients(rng).ok()?;
+    Provider::build(s.config(), ServerKey::new(1, key), s.scopes().ok()?, clients, FixedGrants::new(), rng).ok()
 }
 
 /// The same provider built in place: `Provider::new` (a `const fn`, so a firmware puts it in a
 /// `static`) here, then [`init_in_place`] with the configuration.
 pub fn new_in_place(salt: [u8; 16]) -> Option<Probe> {
-    let mut clients = FixedClients::<4>::new();
-    clients.add(Client::public(CLIENT_ID, "Living-room TV").ok()?).ok()?;
-    let secret = SecretHash::with_salt(SECRET, salt);
-    clients.add(Client::confidential(CONFIDENTIAL_ID, "Office printer", secret).ok()?).ok()?;
-    Some(Provider::new(clients, FixedGrants::new()))
+    Some(Provider::new(sample(salt).clients_with_salt(salt).ok()?, FixedGrants::new()))
 }
 
 /// `Provider::init` on a provider that already lives where it will stay.

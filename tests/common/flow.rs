@@ -13,25 +13,16 @@ use oauth2_devices::provider::Introspection;
 use rand_core::SeedableRng;
 
 /// The sample configuration used by the tests.
-pub type TestProvider = Provider<FixedClients<4>, FixedGrants<16>, 16, 16>;
+pub type TestProvider = oauth2_devices_support::sample::SampleProvider;
 
 /// The scope names of the tests.
-pub static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+pub static SCOPES: &[&str] = oauth2_devices_support::sample::SCOPES;
 
-/// A provider with a public client `tv`, a confidential `printer` (secret `s3cret`, no refresh tokens
-/// disabled), and a public `cli` client limited to `sensors:read`.
+/// The tests' sample provider (`oauth2_devices_support::sample::TESTS`): a public client `tv`, a
+/// confidential `printer` (secret `s3cret`), and a public `cli` client limited to `sensors:read`
+/// without refresh tokens.
 pub fn provider(rng: &mut rand_chacha::ChaCha20Rng) -> Result<TestProvider, &'static str> {
-    let scopes = ScopeRegistry::new(SCOPES).map_err(|_| "scopes")?;
-    let mut clients = FixedClients::<4>::new();
-    clients.add(Client::public("tv", "Living-room TV").map_err(|_| "client")?).map_err(|_| "add")?;
-    let secret = SecretHash::new("s3cret", rng);
-    clients.add(Client::confidential("printer", "Office printer", secret).map_err(|_| "client")?).map_err(|_| "add")?;
-    let sensors = scopes.parse("sensors:read").map_err(|_| "scope")?;
-    let cli = Client::public("cli", "Command line").map_err(|_| "client")?;
-    let cli = cli.with_scopes(sensors, sensors).map_err(|_| "scopes")?.with_refresh_tokens(false);
-    clients.add(cli).map_err(|_| "add")?;
-    let config = Config::new("https://gw.example/activate");
-    Provider::build(config, ServerKey::new(1, &[0x5a; 32]), scopes, clients, FixedGrants::new(), rng).map_err(|_| "new")
+    oauth2_devices_support::sample::TESTS.provider(rng).map_err(|e| e.0)
 }
 
 pub fn public(id: &str) -> ClientCredentials<'_> {

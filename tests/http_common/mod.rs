@@ -12,9 +12,9 @@ use oauth2_devices::http::{
 use oauth2_devices::prelude::*;
 use rand_core::SeedableRng;
 
-pub type TestProvider = Provider<FixedClients<4>, FixedGrants<16>, 16, 16>;
+pub type TestProvider = oauth2_devices_support::sample::SampleProvider;
 
-pub static SCOPES: &[&str] = &["profile", "email", "sensors:read"];
+pub static SCOPES: &[&str] = oauth2_devices_support::sample::SCOPES;
 pub const ISSUER: &str = "http://gw.test";
 pub const CONTENT_TYPE_FORM: &str = "application/x-www-form-urlencoded";
 pub const DEVICE_GRANT: &str = "urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code";
@@ -25,23 +25,9 @@ pub fn config() -> HttpConfig<'static> {
 }
 
 /// `tv-demo` (public), `printer-demo` (confidential, secret `printer-secret`), `evil` (a name full of
-/// HTML).
+/// HTML): `oauth2_devices_support::sample::HTTP`.
 pub fn provider(rng: &mut rand_chacha::ChaCha20Rng) -> TestProvider {
-    let scopes = ScopeRegistry::new(SCOPES).unwrap();
-    let mut clients = FixedClients::<4>::new();
-    clients.add(Client::public("tv-demo", "Demo TV").unwrap()).unwrap();
-    let secret = SecretHash::new("printer-secret", rng);
-    clients.add(Client::confidential("printer-demo", "Demo printer", secret).unwrap()).unwrap();
-    clients.add(Client::public("evil", "<script>alert(1)</script> & \"Co\"").unwrap()).unwrap();
-    Provider::build(
-        Config::new("http://gw.test/activate"),
-        ServerKey::new(1, &[0x11; 32]),
-        scopes,
-        clients,
-        FixedGrants::new(),
-        rng,
-    )
-    .unwrap()
+    oauth2_devices_support::sample::HTTP.provider(rng).unwrap()
 }
 
 /// Users: alice / wonderland (id 1) and mallory / x (id 2, with HTML in her name).
@@ -194,18 +180,9 @@ impl Server {
     }
 }
 
-/// An HTTP/1.1 request with `Host` and, except on GET, `Content-Length`.
+/// An HTTP/1.1 request to `gw.test` with, except on GET, `Content-Length`.
 pub fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
-    let mut r = format!("{method} {path} HTTP/1.1\r\nHost: gw.test\r\n");
-    for (n, v) in headers {
-        let _ = write!(r, "{n}: {v}\r\n");
-    }
-    if method != "GET" && !headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length")) {
-        let _ = write!(r, "Content-Length: {}\r\n", body.len());
-    }
-    r.push_str("\r\n");
-    r.push_str(body);
-    r.into_bytes()
+    oauth2_devices_support::client::request(method, path, "gw.test", headers, body)
 }
 
 pub fn get(path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
@@ -230,37 +207,24 @@ pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", std::str::from_utf8(&buf[..n]).unwrap())
 }
 
-/// A parsed response.
-#[derive(Debug, Clone)]
-pub struct Resp {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Filled by [`Server::exchange`] from the handler's verdict.
-    pub keep_alive: bool,
+pub use oauth2_devices_support::client::Resp;
+
+/// What the HTTP tests read from a response beyond the shared client's view.
+pub trait RespExt {
+    /// The `error` member of an OAuth error body.
+    fn error(&self) -> String;
+    /// The text of the page's `id="message"` element.
+    fn message(&self) -> Option<&str>;
+    /// The value of the input called `name` on a page.
+    fn input_value(&self, name: &str) -> Option<&str>;
 }
 
-impl Resp {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
-    }
-
-    pub fn text(&self) -> &str {
-        std::str::from_utf8(&self.body).unwrap()
-    }
-
-    pub fn json(&self) -> serde_json::Value {
-        assert_eq!(self.header("content-type"), Some("application/json"), "{self:?}");
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("bad JSON {e}: {}", self.text()))
-    }
-
-    /// The `error` member of an OAuth error body.
-    pub fn error(&self) -> String {
+impl RespExt for Resp {
+    fn error(&self) -> String {
         self.json()["error"].as_str().unwrap_or_default().to_owned()
     }
 
-    /// The text of the page's `id="message"` element.
-    pub fn message(&self) -> Option<&str> {
+    fn message(&self) -> Option<&str> {
         let body = self.text();
         let start = body.find("id=\"message\"")?;
         let open = body[start..].find('>')? + start + 1;
@@ -268,8 +232,7 @@ impl Resp {
         Some(&body[open..close])
     }
 
-    /// The value of the input called `name` on a page.
-    pub fn input_value(&self, name: &str) -> Option<&str> {
+    fn input_value(&self, name: &str) -> Option<&str> {
         let body = self.text();
         let at = body.find(&format!("name=\"{name}\" value=\""))?;
         let start = at + format!("name=\"{name}\" value=\"").len();
@@ -278,28 +241,9 @@ impl Resp {
     }
 }
 
-/// Splits a byte stream into responses (each framed by its `Content-Length`).
-pub fn parse_responses(mut bytes: &[u8]) -> Vec<Resp> {
-    let mut out = Vec::new();
-    while !bytes.is_empty() {
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut r = httparse::Response::new(&mut headers);
-        let n = match r.parse(bytes).unwrap() {
-            httparse::Status::Complete(n) => n,
-            httparse::Status::Partial => panic!("partial response: {:?}", String::from_utf8_lossy(bytes)),
-        };
-        let headers: Vec<(String, String)> =
-            r.headers.iter().map(|h| (h.name.to_owned(), String::from_utf8(h.value.to_vec()).unwrap())).collect();
-        let len: usize = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .map(|(_, v)| v.parse().unwrap())
-            .expect("every response has Content-Length");
-        let close = headers.iter().any(|(k, v)| k.eq_ignore_ascii_case("connection") && v == "close");
-        out.push(Resp { status: r.code.unwrap(), headers, body: bytes[n..n + len].to_vec(), keep_alive: !close });
-        bytes = &bytes[n + len..];
-    }
-    out
+/// Splits a byte stream into responses (each framed by its `Content-Length`, which every response has).
+pub fn parse_responses(bytes: &[u8]) -> Vec<Resp> {
+    oauth2_devices_support::client::parse_all(bytes)
 }
 
 /// An in-memory connection: reads come in chunks of at most `chunk` bytes, writes are collected.

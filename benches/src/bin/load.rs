@@ -207,7 +207,7 @@ fn run(o: &Options) -> Result<(), String> {
                 o.gateway,
                 "GET",
                 "/api/me",
-                &format!("Authorization: Bearer {}\r\n", setup.access_token),
+                &[("Authorization", &format!("Bearer {}", setup.access_token))],
                 "",
             )],
         },
@@ -389,7 +389,7 @@ struct DeviceCounts {
 
 /// The 200 path of `POST /oauth/device`, one connection per source address.
 fn device_load(o: &Options) -> Result<(), String> {
-    let req = request(o.gateway, "POST", "/oauth/device", "", "client_id=tv-demo&scope=profile");
+    let req = request(o.gateway, "POST", "/oauth/device", &[], "client_id=tv-demo&scope=profile");
     let sources: Vec<Ipv4Addr> = DEVICE_SOURCES.map(|d| Ipv4Addr::new(127, 0, 0, d)).collect();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(o.device_seconds);
@@ -503,11 +503,10 @@ fn read_response(s: &mut TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     }
 }
 
-/// The length of the message at the start of `buf` once it is complete (head and `Content-Length` body).
+/// The length of the response at the start of `buf` once it is complete (the shared test client's
+/// framing: head and `Content-Length` body).
 fn complete(buf: &[u8]) -> Option<usize> {
-    let head = buf.windows(4).position(|w| w == b"\r\n\r\n")? + 4;
-    let body = header(&buf[..head], "content-length").and_then(|v| v.parse::<usize>().ok()).unwrap_or(0);
-    (buf.len() >= head + body).then_some(head + body)
+    oauth2_devices_support::client::complete(buf)
 }
 
 /// The value of header `name` in a message head.
@@ -528,14 +527,14 @@ fn status_of(response: &[u8]) -> u16 {
     response.get(9..12).and_then(|s| std::str::from_utf8(s).ok()).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn request(addr: SocketAddr, method: &str, target: &str, headers: &str, body: &str) -> Vec<u8> {
-    let mut r = format!("{method} {target} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: oauth2-devices-load\r\n{headers}");
+fn request(addr: SocketAddr, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Vec<u8> {
+    use oauth2_devices_support::client::FORM;
+    let mut all = vec![("User-Agent", "oauth2-devices-load")];
+    all.extend_from_slice(headers);
     if method == "POST" {
-        r += &format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len());
+        all.push(("Content-Type", FORM));
     }
-    r += "\r\n";
-    r += body;
-    r.into_bytes()
+    oauth2_devices_support::client::request(method, target, &addr.to_string(), &all, body)
 }
 
 fn poll_request(addr: SocketAddr, device_code: &str) -> Vec<u8> {
@@ -544,7 +543,7 @@ fn poll_request(addr: SocketAddr, device_code: &str) -> Vec<u8> {
         addr,
         "POST",
         "/oauth/token",
-        "",
+        &[],
         &format!("grant_type={grant}&device_code={device_code}&client_id=tv-demo"),
     )
 }
@@ -595,9 +594,9 @@ impl Setup {
             }
             Ok(body)
         };
-        let authorize = || call(request(gw, "POST", "/oauth/device", "", "client_id=tv-demo&scope=profile"), 200);
+        let authorize = || call(request(gw, "POST", "/oauth/device", &[], "client_id=tv-demo&scope=profile"), 200);
         // alice:wonderland
-        let basic = "Authorization: Basic YWxpY2U6d29uZGVybGFuZA==\r\n";
+        let basic: &[(&str, &str)] = &[("Authorization", "Basic YWxpY2U6d29uZGVybGFuZA==")];
 
         let json = authorize()?;
         let device_code = after(&json, "\"device_code\":\"").ok_or("no device_code")?.to_owned();

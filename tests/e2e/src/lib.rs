@@ -1,7 +1,7 @@
 //! Test support: build and spawn the host gateway on a loopback port, talk HTTP to it, and drive the
 //! verification page the way a signed-in user does.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -102,27 +102,8 @@ impl Drop for Gateway {
     }
 }
 
-/// A raw HTTP response.
-#[derive(Debug)]
-pub struct Response {
-    /// Status code.
-    pub status: u16,
-    /// Header lines as (lower-case name, value).
-    pub headers: Vec<(String, String)>,
-    /// Body.
-    pub body: String,
-}
-
-impl Response {
-    /// The first header with this (lower-case) name.
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
-    }
-    /// The body as JSON.
-    pub fn json(&self) -> serde_json::Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
+/// A response, as the shared test client parses it (`oauth2_devices_support::client`).
+pub type Response = oauth2_devices_support::client::Resp;
 
 /// One request on a fresh connection (`Connection: close`), read to the end.
 pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
@@ -160,28 +141,16 @@ pub fn try_connect_from(source: IpAddr, to: SocketAddr, timeout: Duration) -> st
 }
 
 fn send(mut s: TcpStream, addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    use oauth2_devices_support::client::{read_response, request, FORM};
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    for (n, v) in headers {
-        req.push_str(&format!("{n}: {v}\r\n"));
-    }
+    let mut all = vec![("Connection", "close")];
     if method == "POST" {
-        req.push_str(&format!("Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n", body.len()));
+        all.push(("Content-Type", FORM));
     }
-    req.push_str("\r\n");
-    req.push_str(body);
-    s.write_all(req.as_bytes()).unwrap();
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).unwrap();
-    let (head, body) = raw.split_once("\r\n\r\n").unwrap_or((&raw, ""));
-    let mut lines = head.lines();
-    let status = lines.next().and_then(|l| l.split(' ').nth(1)).and_then(|c| c.parse().ok()).expect("status");
-    let headers = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
-        .collect();
-    Response { status, headers, body: body.to_string() }
+    all.extend_from_slice(headers);
+    s.write_all(&request(method, path, addr, &all, body)).unwrap();
+    read_response(&mut s).unwrap_or_else(|e| panic!("{method} {path}: {e}"))
 }
 
 /// `Authorization: Basic` for the demo user.
@@ -203,8 +172,8 @@ pub fn csrf_of(html: &str) -> String {
 pub fn decide(addr: &str, user_code: &str, action: &str) -> Response {
     let basic = demo_basic();
     let page = http(addr, "GET", &format!("/activate?user_code={user_code}"), &[("Authorization", &basic)], "");
-    assert_eq!(page.status, 200, "{}", page.body);
-    let csrf = csrf_of(&page.body);
+    assert_eq!(page.status, 200, "{}", page.text());
+    let csrf = csrf_of(page.text());
     let body = format!("user_code={user_code}&csrf={csrf}&action={action}");
     http(addr, "POST", "/activate", &[("Authorization", &basic)], &body)
 }

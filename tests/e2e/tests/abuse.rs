@@ -42,29 +42,9 @@ fn connect_from(source: Ipv4Addr, to: SocketAddr, timeout: Duration) -> std::io:
     oauth2_devices_e2e::try_connect_from(source.into(), to, timeout)
 }
 
-/// Reads one response with `Content-Length` from `s`: its status.
+/// Reads one response from `s` (the shared test client): its status and body.
 fn read_response(s: &mut TcpStream) -> std::io::Result<(u16, Vec<u8>)> {
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..end]).to_string();
-            let status = head.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-            let length: usize = head
-                .lines()
-                .find_map(|l| l.split_once(':').filter(|(n, _)| n.eq_ignore_ascii_case("content-length")))
-                .and_then(|(_, v)| v.trim().parse().ok())
-                .unwrap_or(0);
-            if buf.len() >= end + 4 + length {
-                return Ok((status, buf[end + 4..end + 4 + length].to_vec()));
-            }
-        }
-        let n = s.read(&mut chunk)?;
-        if n == 0 {
-            return Err(ErrorKind::UnexpectedEof.into());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
+    oauth2_devices_support::client::read_response(s).map(|r| (r.status, r.body))
 }
 
 /// The legitimate client: `REQUESTS` sequential device-authorization requests a quarter of a head

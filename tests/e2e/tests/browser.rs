@@ -254,7 +254,7 @@ struct Device {
 
 fn device_starts(gw: &Gateway) -> Device {
     let r = http(&gw.addr, "POST", "/oauth/device", &[], "client_id=tv-demo&scope=profile+email");
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     Device {
         device_code: v["device_code"].as_str().unwrap().into(),
@@ -310,7 +310,7 @@ fn a_user_types_the_code_and_approves_in_chromium() {
     let access = token["access_token"].as_str().unwrap();
     let me = http(&gw.addr, "GET", "/api/me", &[("Authorization", &format!("Bearer {access}"))], "");
     assert_eq!(me.status, 200);
-    assert!(me.body.contains("alice"));
+    assert!(me.text().contains("alice"));
 
     // Going back to the same code now says it was used.
     browser.goto(&d.verification_uri_complete);

@@ -29,7 +29,7 @@ fn run_device(gw: &Gateway, action: &'static str, extra: &[&str]) -> (i32, Vec<S
         if !decided && line.contains("enter the code") {
             let code = line.rsplit(' ').next().unwrap().to_string();
             let r = decide(&gw.addr, &code, action);
-            assert_eq!(r.status, 200, "{}", r.body);
+            assert_eq!(r.status, 200, "{}", r.text());
             decided = true;
         }
         lines.push(line);

@@ -23,12 +23,12 @@ fn device_request(addr: &str, from: IpAddr) -> Response {
 /// A whole flow from `CLIENT`: codes, approval on the page, tokens. Returns the token response.
 fn client_flow(addr: &str) -> Response {
     let codes = device_request(addr, CLIENT);
-    assert_eq!(codes.status, 200, "the client on another address is refused codes: {}", codes.body);
+    assert_eq!(codes.status, 200, "the client on another address is refused codes: {}", codes.text());
     let codes = codes.json();
     let user_code = codes["user_code"].as_str().expect("user_code");
     let device_code = codes["device_code"].as_str().expect("device_code");
     let page = decide(addr, user_code, "approve");
-    assert_eq!(page.status, 200, "approval: {}", page.body);
+    assert_eq!(page.status, 200, "approval: {}", page.text());
     let body = format!("client_id=tv-demo&grant_type={DEVICE_CODE_GRANT}&device_code={device_code}");
     http_from(CLIENT, addr, "POST", "/oauth/token", &[], &body)
 }
@@ -52,7 +52,7 @@ fn flood(addr: &str, started: mpsc::Sender<()>, signal_after: usize) -> Tally {
             200 => tally.ok += 1,
             429 => {
                 let v = r.json();
-                assert_eq!(v["error"], "temporarily_unavailable", "{}", r.body);
+                assert_eq!(v["error"], "temporarily_unavailable", "{}", r.text());
                 let after: u64 = r.header("retry-after").and_then(|s| s.parse().ok()).expect("429 carries Retry-After");
                 assert!(after >= 1, "Retry-After {after}");
                 tally.throttled += 1;
@@ -91,7 +91,7 @@ fn a_flooding_address_keeps_to_its_share_of_a_board_table() {
     assert!(tally.ok >= 1, "the flooder got no code at all");
     assert_eq!(tally.ok + tally.throttled, FLOOD);
     for t in &tokens {
-        assert_eq!(t.status, 200, "the client's flow failed beside the flood: {}", t.body);
+        assert_eq!(t.status, 200, "the client's flow failed beside the flood: {}", t.text());
         assert!(t.json()["access_token"].is_string());
     }
 }
@@ -102,6 +102,6 @@ fn one_address_runs_a_load_test_unthrottled_on_host_tables() {
     let (tally, tokens) = flood_beside_client(&gw.addr, 50);
     assert_eq!(tally.ok, FLOOD, "host tables throttled one address's {FLOOD} requests: {tally:?}");
     for t in &tokens {
-        assert_eq!(t.status, 200, "the client's flow failed beside the load: {}", t.body);
+        assert_eq!(t.status, 200, "the client's flow failed beside the load: {}", t.text());
     }
 }

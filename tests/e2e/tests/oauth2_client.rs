@@ -115,7 +115,7 @@ async fn poll_while_the_user_decides(
             .unwrap_or_else(|_| panic!("the device was never told authorization_pending: {:?}", rec.answers()));
         let (addr, code) = (gw.addr.clone(), details.user_code().secret().clone());
         let r = tokio::task::spawn_blocking(move || decide(&addr, &code, action)).await.unwrap();
-        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.status, 200, "{}", r.text());
     };
     let (result, ()) = tokio::join!(device, user);
     // The user decided while the device was polling: pending first, then the answer.
@@ -252,5 +252,5 @@ async fn expiry_is_expired_token() {
         details.device_code().secret()
     );
     let r = http_raw(&gw.addr, "POST", "/oauth/token", &[], &body);
-    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("expired_token")), "{}", r.body);
+    assert_eq!((r.status, r.json()["error"].as_str()), (400, Some("expired_token")), "{}", r.text());
 }

@@ -5,7 +5,7 @@ use oauth2_devices_e2e::{decide, http, Gateway};
 
 fn device(gw: &Gateway) -> (String, String) {
     let r = http(&gw.addr, "POST", "/oauth/device", &[], "client_id=tv-demo&scope=profile");
-    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.status, 200, "{}", r.text());
     let v = r.json();
     (v["device_code"].as_str().unwrap().into(), v["user_code"].as_str().unwrap().into())
 }
@@ -124,7 +124,7 @@ fn an_old_snapshot_file_is_migrated_into_the_record_store() {
         tokens.refresh_token.as_ref().expect("refresh token").as_str()
     );
     let refreshed = http(&gw.addr, "POST", "/oauth/token", &[], &refresh);
-    assert_eq!(refreshed.status, 200, "{}", refreshed.body);
+    assert_eq!(refreshed.status, 200, "{}", refreshed.text());
     let new_access = refreshed.json()["access_token"].as_str().unwrap().to_string();
     let log = gw.log().join("\n");
     assert!(log.contains("state: migrated"), "no migration line in: {log}");
