@@ -1,6 +1,7 @@
 //! A device (a TV, a printer, a CLI) running the OAuth 2.0 device flow against the gateway:
 //! it asks for codes, shows the user code and where to enter it, polls the token endpoint honouring
-//! `interval` and `slow_down`, then calls the protected `/api/me` with its access token.
+//! `interval` and `slow_down`, then calls the protected `/api/me` with its access token. A `503` (the
+//! gateway's connections or tables full) is retried after its `Retry-After`, three times at most.
 //!
 //! ```sh
 //! cargo run --example gateway            # in one terminal
@@ -128,7 +129,36 @@ fn encode(s: &str) -> String {
 
 struct Response {
     status: u16,
+    /// Seconds, from a `Retry-After` header.
+    retry_after: Option<u64>,
     body: Vec<u8>,
+}
+
+/// Times a `503` (a server busy: its connection pool or a table full) is retried after its
+/// `Retry-After`, before the request counts as failed.
+const BUSY_RETRIES: u32 = 3;
+/// The longest `Retry-After` honoured, in seconds.
+const MAX_RETRY_AFTER: u64 = 30;
+
+/// [`request`], retrying a `503` after its `Retry-After` (1 s without one) up to [`BUSY_RETRIES`] times.
+fn send(
+    target: &Target<'_>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, String)],
+    body: &str,
+) -> Result<Response, String> {
+    let mut tries = 0;
+    loop {
+        let r = request(target, method, path, headers, body)?;
+        if r.status != 503 || tries == BUSY_RETRIES {
+            return Ok(r);
+        }
+        tries += 1;
+        let wait = r.retry_after.unwrap_or(1).clamp(1, MAX_RETRY_AFTER);
+        println!("state: server busy (503), retrying {method} {path} in {wait} s");
+        std::thread::sleep(Duration::from_secs(wait));
+    }
 }
 
 /// One HTTP/1.1 request on a fresh connection; the response is parsed with `httparse`.
@@ -166,7 +196,13 @@ fn request(
         httparse::Status::Partial => return Err("truncated response".into()),
     };
     let status = resp.code.ok_or("no status")?;
-    Ok(Response { status, body: raw[head..].to_vec() })
+    let retry_after = resp
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("retry-after"))
+        .and_then(|h| std::str::from_utf8(h.value).ok())
+        .and_then(|v| v.trim().parse().ok());
+    Ok(Response { status, retry_after, body: raw[head..].to_vec() })
 }
 
 fn json(r: &Response) -> Result<Value, String> {
@@ -190,7 +226,7 @@ fn run() -> Result<i32, String> {
 
     let target = Target { host: &a.host, tls: a.tls.as_ref() };
     let body = format!("{client_param}scope={}", encode(&a.scope));
-    let r = request(&target, "POST", "/oauth/device", &auth_headers, &body)?;
+    let r = send(&target, "POST", "/oauth/device", &auth_headers, &body)?;
     let auth = json(&r)?;
     if r.status != 200 {
         return Err(format!("device authorization failed: {} {auth}", r.status));
@@ -219,7 +255,7 @@ fn run() -> Result<i32, String> {
             return Err("gave up waiting".into());
         }
         std::thread::sleep(Duration::from_secs(interval));
-        let r = request(&target, "POST", "/oauth/token", &auth_headers, &poll_body)?;
+        let r = send(&target, "POST", "/oauth/token", &auth_headers, &poll_body)?;
         let v = json(&r)?;
         if r.status == 200 {
             break v;
@@ -249,7 +285,7 @@ fn run() -> Result<i32, String> {
         token["scope"].as_str().unwrap_or(""),
         if token.get("refresh_token").is_some() { "yes" } else { "no" }
     );
-    let r = request(&target, "GET", "/api/me", &[("Authorization", format!("Bearer {access}"))], "")?;
+    let r = send(&target, "GET", "/api/me", &[("Authorization", format!("Bearer {access}"))], "")?;
     println!("GET /api/me -> {} {}", r.status, String::from_utf8_lossy(&r.body));
     Ok(if r.status == 200 { 0 } else { 1 })
 }

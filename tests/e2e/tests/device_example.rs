@@ -63,3 +63,27 @@ fn the_device_example_works_as_a_confidential_client() {
     let (status, lines) = run_device(&gw, "approve", &["--client", "printer-demo", "--secret", "printer-secret"]);
     assert_eq!(status, 0, "{}", lines.join("\n"));
 }
+
+/// Every connection of the gateway is held by a client dribbling a request from another address: the
+/// device's first requests are answered `503` with `Retry-After`, which it honours, and it gets its
+/// token once the head deadline has cut the dribblers.
+#[test]
+fn the_device_example_waits_out_a_busy_gateway() {
+    use std::io::Write as _;
+    let gw = Gateway::start(&["--interval", "1", "--max-connections", "2", "--read-timeout", "1"]);
+    let to = gw.addr.parse().unwrap();
+    let attacker = std::net::Ipv4Addr::new(127, 0, 0, 2).into();
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = oauth2_devices_e2e::try_connect_from(attacker, to, Duration::from_secs(5)).unwrap();
+        s.write_all(b"POST /oauth/device HTTP/1.1\r\nHost: x\r\n").unwrap();
+        held.push(s);
+    }
+    // Both are in the listen queue ahead of the device's first connection: they get the two slots.
+    let (status, lines) = run_device(&gw, "approve", &[]);
+    let all = lines.join("\n");
+    assert_eq!(status, 0, "{all}");
+    assert!(all.contains("state: server busy (503), retrying POST /oauth/device"), "{all}");
+    assert!(all.contains("GET /api/me -> 200"), "{all}");
+    drop(held);
+}
