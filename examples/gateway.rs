@@ -343,7 +343,7 @@ impl Application for Gateway {
 
     fn resource(&mut self, req: &Request<'_>, auth: &Authorized<'_>, res: &mut Response<'_>) {
         if req.method() != "GET" {
-            res.set_status(405).header("Allow", "GET");
+            res.set_status(405).header("Allow", "GET, HEAD");
             return;
         }
         let name = USERS.by_id(auth.token.user).map_or("", |u| u.name);

@@ -137,8 +137,9 @@ fn wrong_methods_get_405_with_allow() {
         ("PUT", "/oauth/token", "POST"),
         ("GET", "/oauth/introspect", "POST"),
         ("DELETE", "/oauth/revoke", "POST"),
-        ("POST", "/.well-known/oauth-authorization-server", "GET"),
-        ("PUT", "/activate", "GET, POST"),
+        // HEAD is answered wherever GET is (RFC 9110 §9.3.2), so `Allow` lists it too.
+        ("POST", "/.well-known/oauth-authorization-server", "GET, HEAD"),
+        ("PUT", "/activate", "GET, HEAD, POST"),
     ] {
         let r = s.request(&request(method, path, &[], ""));
         assert_eq!(r.status, 405, "{method} {path}");

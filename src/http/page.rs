@@ -65,7 +65,7 @@ pub(crate) fn activate<C, G, const F: usize, const S: usize, A, R>(
     let post = match req.method {
         "GET" => false,
         "POST" => true,
-        _ => return status::method_not_allowed(res, "GET, POST"),
+        _ => return status::method_not_allowed(res, "GET, HEAD, POST"),
     };
     html::page_headers(cfg, res);
     if post && !req.is_form() {

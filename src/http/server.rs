@@ -126,7 +126,7 @@ fn route<C, G, const F: usize, const S: usize, A, R>(
         if req.method == "GET" {
             endpoints::metadata(cfg, cx.provider, res);
         } else {
-            status::method_not_allowed(res, "GET");
+            status::method_not_allowed(res, "GET, HEAD");
         }
     } else if cfg!(feature = "page") && (path == cfg.activate_path || path == cfg.devices_path) {
         #[cfg(feature = "page")]

@@ -125,7 +125,8 @@ pub(crate) const fn reason(status: u16) -> &'static str {
     }
 }
 
-/// A 405 with `Allow`.
+/// A 405 with `Allow`: every method the route answers, `HEAD` wherever `GET` is (the binding answers
+/// `HEAD` as `GET` on every route).
 pub(crate) fn method_not_allowed(res: &mut Response<'_>, allow: &str) {
     res.set_status(METHOD_NOT_ALLOWED)
         .header("Allow", allow)

@@ -37,7 +37,7 @@ pub const fn capture_records(grants: usize, families: usize) -> usize {
 /// `RECORDS` bounds a checkpoint: [`capture_records`] of the provider's tables always fits; less works
 /// while the durable state is smaller, and a capture that does not fit fails with
 /// [`StoreError::TooLarge`] and leaves the provider's journal as it was. A commit of changes needs at
-/// most `JOURNAL_SLOTS + 1` (9) records. About `RECORDS × 43` bytes plus the key ring: keep it in a
+/// most `JOURNAL_SLOTS + 1` (9) records. About `RECORDS × 44` bytes plus the key ring: keep it in a
 /// static on a board.
 pub struct Capture<const RECORDS: usize> {
     /// A copy of the provider's key ring, for the frames' MACs (empty until the first capture).

@@ -156,7 +156,7 @@ mod oauth {
 
         fn resource(&mut self, req: &Request<'_>, auth: &Authorized<'_>, res: &mut Response<'_>) {
             if req.method() != "GET" {
-                res.set_status(405).header("Allow", "GET");
+                res.set_status(405).header("Allow", "GET, HEAD");
                 return;
             }
             let id = auth.token.user;
