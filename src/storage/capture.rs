@@ -42,11 +42,7 @@ pub const fn capture_records(grants: usize, families: usize) -> usize {
 pub struct Capture<const RECORDS: usize> {
     /// A copy of the provider's key ring, for the frames' MACs (empty until the first capture).
     keys: KeyRing,
-    values: [[u8; VALUE]; RECORDS],
-    lens: [Option<u8>; RECORDS],
-    record_keys: [RecordKey; RECORDS],
-    len: usize,
-    checkpoint: bool,
+    records: Records<RECORDS>,
 }
 
 impl<const RECORDS: usize> Default for Capture<RECORDS> {
@@ -58,29 +54,51 @@ impl<const RECORDS: usize> Default for Capture<RECORDS> {
 impl<const RECORDS: usize> Capture<RECORDS> {
     /// An empty capture.
     pub const fn new() -> Self {
-        Self {
-            keys: KeyRing::EMPTY,
-            values: [[0; VALUE]; RECORDS],
-            lens: [None; RECORDS],
-            record_keys: [HEADER_KEY; RECORDS],
-            len: 0,
-            checkpoint: false,
-        }
+        Self { keys: KeyRing::EMPTY, records: Records::new() }
     }
 
     /// Records captured (0 when nothing had changed, or after a write).
     pub const fn len(&self) -> usize {
-        self.len
+        self.records.len
     }
 
     /// True when there is nothing to write.
     pub const fn is_empty(&self) -> bool {
-        self.len == 0
+        self.records.len == 0
     }
 
     /// The capture is a checkpoint of the whole state rather than a commit of changes.
     pub const fn is_checkpoint(&self) -> bool {
-        self.checkpoint
+        self.records.checkpoint
+    }
+
+    /// Writes what was captured: one commit of the changed records, or a checkpoint. Empty afterwards,
+    /// whatever the outcome. On `Err`, call [`Provider::persist_failed`] (the next capture is then a
+    /// checkpoint); [`StoreError::NeedsCheckpoint`] (the store wants one before another commit) is
+    /// answered that way too, at once.
+    pub async fn write<Fl: NorFlash, const FRAME: usize, const PAGES: usize>(
+        &mut self,
+        store: &mut RecordStore<Fl, FRAME, PAGES>,
+    ) -> Result<PersistReport, StoreError> {
+        let result = self.records.write(&self.keys, store).await;
+        self.records.clear();
+        result
+    }
+}
+
+/// Encoded records with their keys (a removal has no value), and whether they are a checkpoint: what
+/// a [`Capture`] holds, and what [`Provider::persist`] builds on its stack for one commit.
+pub(super) struct Records<const R: usize> {
+    values: [[u8; VALUE]; R],
+    lens: [Option<u8>; R],
+    record_keys: [RecordKey; R],
+    len: usize,
+    checkpoint: bool,
+}
+
+impl<const R: usize> Records<R> {
+    pub(super) const fn new() -> Self {
+        Self { values: [[0; VALUE]; R], lens: [None; R], record_keys: [HEADER_KEY; R], len: 0, checkpoint: false }
     }
 
     fn clear(&mut self) {
@@ -116,24 +134,12 @@ impl<const RECORDS: usize> Capture<RECORDS> {
         Some(Record { key, value })
     }
 
-    /// Writes what was captured: one commit of the changed records, or a checkpoint. Empty afterwards,
-    /// whatever the outcome. On `Err`, call [`Provider::persist_failed`] (the next capture is then a
-    /// checkpoint); [`StoreError::NeedsCheckpoint`] (the store wants one before another commit) is
-    /// answered that way too, at once.
-    pub async fn write<Fl: NorFlash, const FRAME: usize, const PAGES: usize>(
-        &mut self,
-        store: &mut RecordStore<Fl, FRAME, PAGES>,
-    ) -> Result<PersistReport, StoreError> {
-        let result = self.write_inner(store).await;
-        self.clear();
-        result
-    }
-
-    async fn write_inner<Fl: NorFlash, const FRAME: usize, const PAGES: usize>(
+    /// Writes the records, signed with `keys`: one commit, or a checkpoint.
+    pub(super) async fn write<Fl: NorFlash, const FRAME: usize, const PAGES: usize>(
         &self,
+        keys: &KeyRing,
         store: &mut RecordStore<Fl, FRAME, PAGES>,
     ) -> Result<PersistReport, StoreError> {
-        let keys = &self.keys;
         if self.len == 0 {
             return Ok(PersistReport { records: 0, checkpoint: false });
         }
@@ -143,6 +149,10 @@ impl<const RECORDS: usize> Capture<RECORDS> {
             for (i, r) in records.iter_mut().enumerate().take(self.len) {
                 *r = self.record(i).ok_or(StoreError::TooLarge)?;
                 n = i + 1;
+            }
+            if n < self.len {
+                // More changes than one commit takes: only a checkpoint holds them.
+                return Err(StoreError::NeedsCheckpoint);
             }
             return match store.commit(keys, records.get(..n).unwrap_or(&[])).await {
                 Ok(_) => Ok(PersistReport { records: n as u32, checkpoint: false }),
@@ -173,18 +183,19 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         checkpoint: bool,
     ) -> Result<bool, StoreError> {
         self.check_capacity()?;
-        out.clear();
+        let records = &mut out.records;
+        records.clear();
         let journal = *self.journal();
         if journal.is_clean() {
             return Ok(false);
         }
         let full = checkpoint || journal.is_all();
-        let filled = if full { self.capture_all(out) } else { self.capture_changes(out, &journal) };
+        let filled = if full { self.capture_all(records) } else { self.capture_changes(records, &journal) };
         if let Err(e) = filled {
-            out.clear();
+            records.clear();
             return Err(e);
         }
-        out.checkpoint = full;
+        records.checkpoint = full;
         out.keys.clone_from(self.keys());
         self.journal_mut().clear();
         Ok(true)
@@ -196,9 +207,9 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         self.journal_mut().everything();
     }
 
-    fn capture_changes<const R: usize>(
+    pub(super) fn capture_changes<const R: usize>(
         &self,
-        out: &mut Capture<R>,
+        out: &mut Records<R>,
         journal: &super::journal::Journal,
     ) -> Result<(), StoreError> {
         if journal.has_header() {
@@ -217,7 +228,7 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
         Ok(())
     }
 
-    fn capture_all<const R: usize>(&self, out: &mut Capture<R>) -> Result<(), StoreError> {
+    fn capture_all<const R: usize>(&self, out: &mut Records<R>) -> Result<(), StoreError> {
         out.push(HEADER_KEY, |b| self.header_value(b).map(Some))?;
         for slot in 0..self.grants().capacity() {
             if let Some(g) = self.durable_grant(slot) {

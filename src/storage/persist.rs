@@ -6,8 +6,9 @@
 use embedded_storage_async::nor_flash::NorFlash;
 use serde::{Deserialize, Serialize};
 
-use super::journal::{Dirty, JOURNAL_SLOTS};
-use super::{Found, Legacy, LoadReport, Record, RecordKey, RecordStore, StoreConfig, StoreError};
+use super::capture::Records;
+use super::journal::JOURNAL_SLOTS;
+use super::{Found, Legacy, LoadReport, RecordKey, RecordStore, StoreConfig, StoreError};
 use crate::client::ClientRegistry;
 use crate::family::Family;
 use crate::fmt::{log_info, log_warn};
@@ -161,45 +162,15 @@ impl<C: ClientRegistry, G: GrantStore, const F: usize, const S: usize> Provider<
             return Ok(PersistReport { records: 0, checkpoint: false });
         }
         if !journal.is_all() && !store.checkpoint_due() {
-            const SLOT: usize = MAX_RECORD_LEN as usize;
-            let mut values = [0u8; (JOURNAL_SLOTS + 1) * SLOT];
-            let mut lens = [None::<usize>; JOURNAL_SLOTS + 1];
-            let mut keys = [HEADER_KEY; JOURNAL_SLOTS + 1];
-            let mut n = 0;
-            // The header only when it changed: the clock alone is not worth a write (a restore also
-            // takes the newest time the families carry as a lower bound, see `restore_from`).
-            let skip = usize::from(!journal.has_header());
-            for (i, chunk) in values.chunks_mut(SLOT).enumerate() {
-                let Some(row) = i.checked_add(skip) else { break };
-                let (key, len) = match row.checked_sub(1).map(|d| journal.slots().nth(d)) {
-                    None => (HEADER_KEY, Some(self.header_value(chunk)?)),
-                    Some(None) => break,
-                    Some(Some(Dirty::Grant(s))) => (
-                        GRANT_KEY.saturating_add(s as u16),
-                        self.durable_grant(s).map(|g| encode(&g, chunk)).transpose()?,
-                    ),
-                    Some(Some(Dirty::Family(s))) => (
-                        FAMILY_KEY.saturating_add(s as u16),
-                        self.durable_family(s).map(|f| encode(&f, chunk)).transpose()?,
-                    ),
-                };
-                if let (Some(k), Some(l)) = (keys.get_mut(i), lens.get_mut(i)) {
-                    *k = key;
-                    *l = len;
-                }
-                n = i + 1;
-            }
-            let mut records = [Record::remove(HEADER_KEY); JOURNAL_SLOTS + 1];
-            for ((r, chunk), (key, len)) in records.iter_mut().zip(values.chunks(SLOT)).zip(keys.iter().zip(lens)) {
-                *r = Record { key: *key, value: len.and_then(|l| chunk.get(..l)) };
-            }
-            match store.commit(self.keys(), records.get(..n).unwrap_or(&[])).await {
-                Ok(_) => {
+            let mut changes = Records::<{ JOURNAL_SLOTS + 1 }>::new();
+            self.capture_changes(&mut changes, &journal)?;
+            match changes.write(self.keys(), store).await {
+                Ok(report) => {
                     self.journal_mut().clear();
-                    return Ok(PersistReport { records: n as u32, checkpoint: false });
+                    return Ok(report);
                 }
                 // The store needs a checkpoint, or the changes are too many for one frame.
-                Err(StoreError::NeedsCheckpoint | StoreError::Recovering | StoreError::TooLarge) => {}
+                Err(StoreError::NeedsCheckpoint) => {}
                 Err(e) => return Err(e),
             }
         }
