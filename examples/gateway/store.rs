@@ -153,8 +153,13 @@ fn migrate<const G: usize, const F: usize, const S: usize>(
     let io = |e: std::io::Error| format!("{}: {e}", old.display());
     let mut flash = FileFlash::open(&old, len).map_err(io)?;
     let mut buf = vec![0u8; max_snapshot_len(G, F).max(len / 2)];
-    let legacy = block_on(find_legacy_snapshot(&mut flash, 0, len as u32, &mut buf))
-        .map_err(|e| format!("{}: {e}", old.display()))?;
+    let legacy = match block_on(find_legacy_snapshot(&mut flash, 0, len as u32, &mut buf)) {
+        Ok(legacy) => legacy,
+        Err(e) => {
+            println!("state: {} is not an old snapshot file ({e}); nothing migrated, starting empty", old.display());
+            return Ok(());
+        }
+    };
     match block_on(provider.migrate_legacy(now, trust, legacy, store)).map_err(|e| e.to_string())? {
         Migrated::Nothing => println!("state: none yet in {}", dir.display()),
         Migrated::Restored { grants, families, clock_was_behind } => println!(
