@@ -139,7 +139,7 @@ mod oauth {
         /// The connection's peer (for the log).
         pub peer: Option<SocketAddr>,
         /// The clock's source and reading, and what the start found in the flash, for `GET /status`.
-        pub clock: (crate::clock::ClockSource, u64, StoreStatus),
+        pub status: (crate::clock::ClockSource, u64, StoreStatus),
         /// When the handling of this request started (board cycles; feature `probe`).
         #[cfg(feature = "probe")]
         pub started: u64,
@@ -181,7 +181,7 @@ mod oauth {
             }
             if req.path() == "/status" && req.method() == "GET" {
                 // What an operator (or a display) shows: is the clock trusted, and what it reads.
-                let (source, now, store) = self.clock;
+                let (source, now, store) = self.status;
                 res.header("Content-Type", "application/json").header("Cache-Control", "no-store");
                 let trusted = source.trusted();
                 let store = match store {
@@ -383,12 +383,12 @@ mod oauth {
             let (served, changed) = shared.state.lock(|cell| {
                 let mut g = cell.borrow_mut();
                 let now = g.now();
-                let clock = (g.clock, now, g.store);
+                let status = (g.clock, now, g.store);
                 let Gateway { provider, rng, .. } = &mut *g;
                 let before = provider.durable_version();
                 let mut app = DemoApp {
                     peer,
-                    clock,
+                    status,
                     #[cfg(feature = "probe")]
                     started: crate::mps2::probe::now(),
                 };
