@@ -22,8 +22,8 @@ const BANK2: u32 = 0x0010_0000;
 const FIRST_LARGE: u32 = BANK2 + 0x0002_0000;
 /// Its index in the bank.
 const FIRST_LARGE_INDEX: u8 = 5;
-/// Bytes programmed between two yields: 8 words of the driver's write size. At the data sheet's worst
-/// 100 µs per 32-bit word (x32 parallelism), 256 bytes hold the executor 6.4 ms at most.
+/// Bytes programmed between two yields: 16 of the driver's 16-byte writes, 64 words of 32 bits. At the
+/// data sheet's worst 100 µs per word (x32 parallelism), 256 bytes hold the executor 6.4 ms at most.
 pub const WRITE_CHUNK: usize = 256;
 /// The poll interval of a running erase.
 const POLL_MS: u64 = 2;
